@@ -1,0 +1,1 @@
+"""Tier 1 detectors: signatures, classifier, obfuscation signals, and test doubles."""

@@ -1,0 +1,183 @@
+"""Signature rules: versioned YAML files compiled into one linear-time RE2 multi-pattern set.
+
+Rules live in ``aimds/data/signatures/*.yaml``. Each file holds ``rules:``, a list of mappings with
+``id, title, description, category, severity, confidence, pattern, references, tags, status,
+falsepositives, match, no_match`` (and optional ``todo_match``, ``lang``). Patterns are RE2
+syntax (no backreferences or lookaround, so matching is linear in the text) and are matched
+case-insensitively against the normalised views, never against raw input alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import re2
+import yaml
+
+from aimds.errors import RuleError
+from aimds.types import Category, taxonomy
+
+CONFIDENCE_SCORE = {"high": 0.92, "medium": 0.7, "low": 0.4}
+STATUSES = ("experimental", "test", "stable", "deprecated")
+REQUIRED = ("id", "title", "description", "category", "severity", "pattern", "tags", "status",
+            "falsepositives", "match", "no_match")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One signature rule."""
+
+    id: str
+    title: str
+    description: str
+    category: Category
+    severity: int
+    confidence: str
+    pattern: str
+    references: tuple[str, ...]
+    tags: tuple[str, ...]
+    status: str
+    falsepositives: tuple[str, ...]
+    match: tuple[str, ...]
+    no_match: tuple[str, ...]
+    todo_match: tuple[str, ...]
+    lang: str
+    source: str
+
+    @property
+    def score(self) -> float:
+        """Probability-like score a match of this rule contributes."""
+        return CONFIDENCE_SCORE[self.confidence]
+
+
+def _options() -> re2.Options:
+    opts = re2.Options()
+    opts.case_sensitive = False
+    opts.max_mem = 64 << 20
+    return opts
+
+
+def _strs(raw: Any, field: str, rid: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise RuleError(f"{rid}: {field} must be a list of strings")
+    return tuple(raw)
+
+
+def parse_rule(raw: dict[str, Any], source: str) -> Rule:
+    """Validate one raw YAML mapping into a :class:`Rule`."""
+    rid = str(raw.get("id", "?"))
+    missing = [k for k in REQUIRED if k not in raw]
+    if missing:
+        raise RuleError(f"{source}: rule {rid} lacks {', '.join(missing)}")
+    try:
+        category = Category(raw["category"])
+    except ValueError:
+        raise RuleError(f"{source}: rule {rid} has unknown category {raw['category']!r}") from None
+    severity = raw["severity"]
+    if not isinstance(severity, int) or not 0 <= severity <= 10:
+        raise RuleError(f"{source}: rule {rid} severity must be an int in 0..10")
+    confidence = raw.get("confidence", "medium")
+    if confidence not in CONFIDENCE_SCORE:
+        raise RuleError(f"{source}: rule {rid} confidence must be one of {sorted(CONFIDENCE_SCORE)}")
+    if raw["status"] not in STATUSES:
+        raise RuleError(f"{source}: rule {rid} status must be one of {STATUSES}")
+    pattern = raw["pattern"]
+    if not isinstance(pattern, str) or not pattern:
+        raise RuleError(f"{source}: rule {rid} pattern must be a non-empty string")
+    try:
+        re2.compile(pattern, _options())
+    except re2.error as exc:
+        raise RuleError(f"{source}: rule {rid} pattern does not compile in RE2: {exc}") from None
+    tags = _strs(raw["tags"], "tags", rid)
+    prefixes = set(_tag_prefixes())
+    bad = [t for t in tags if t.split(":", 1)[0] not in prefixes]
+    if bad:
+        raise RuleError(f"{source}: rule {rid} has tags outside the taxonomy: {bad}")
+    return Rule(
+        id=rid,
+        title=str(raw["title"]),
+        description=str(raw["description"]),
+        category=category,
+        severity=severity,
+        confidence=confidence,
+        pattern=pattern,
+        references=_strs(raw.get("references"), "references", rid),
+        tags=tags,
+        status=raw["status"],
+        falsepositives=_strs(raw["falsepositives"], "falsepositives", rid),
+        match=_strs(raw["match"], "match", rid),
+        no_match=_strs(raw["no_match"], "no_match", rid),
+        todo_match=_strs(raw.get("todo_match"), "todo_match", rid),
+        lang=str(raw.get("lang", "en")),
+        source=source,
+    )
+
+
+@cache
+def _tag_prefixes() -> tuple[str, ...]:
+    raw = yaml.safe_load(resources.files("aimds").joinpath("data/taxonomy.yaml").read_text("utf-8"))
+    taxonomy()  # validates categories too
+    return tuple(raw["tag_prefixes"])
+
+
+def builtin_rule_files() -> list[Path]:
+    """The rule files shipped with the package."""
+    root = resources.files("aimds").joinpath("data/signatures")
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_rules(paths: Iterable[Path] | None = None, *, include_deprecated: bool = False) -> list[Rule]:
+    """Load and validate rules from ``paths`` (default: the shipped files). Ids must be unique."""
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for path in builtin_rule_files() if paths is None else paths:
+        try:
+            doc = yaml.safe_load(Path(path).read_text("utf-8"))
+        except yaml.YAMLError as exc:
+            raise RuleError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+            raise RuleError(f"{path}: expected a mapping with a 'rules' list")
+        for raw in doc["rules"]:
+            if not isinstance(raw, dict):
+                raise RuleError(f"{path}: every rule must be a mapping")
+            rule = parse_rule(raw, Path(path).name)
+            if rule.id in seen:
+                raise RuleError(f"duplicate rule id {rule.id} in {rule.source} and {seen[rule.id]}")
+            seen[rule.id] = rule.source
+            if rule.status != "deprecated" or include_deprecated:
+                rules.append(rule)
+    return rules
+
+
+class RuleSet:
+    """Rules compiled into one RE2 ``Set`` (which rules match) plus per-rule regexes (where)."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        opts = _options()
+        self._set = re2.Set.SearchSet(opts)
+        for rule in self.rules:
+            self._set.Add(rule.pattern)
+        self._set.Compile()
+        self._regex = [re2.compile(r.pattern, opts) for r in self.rules]
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def matching(self, text: str) -> list[int]:
+        """Indices of the rules that match anywhere in ``text`` (one linear pass)."""
+        return sorted(self._set.Match(text) or ())
+
+    def span(self, index: int, text: str) -> tuple[int, int] | None:
+        """Where rule ``index`` first matches in ``text``."""
+        m = self._regex[index].search(text)
+        return None if m is None else m.span()
