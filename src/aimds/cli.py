@@ -1,0 +1,221 @@
+"""The ``aimds`` command line: scan, eval, bench, train, rules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aimds.errors import AIMDSError
+
+
+def _guard(detectors: str | None, policy: str | None) -> Any:
+    from aimds.config import Settings
+    from aimds.pipeline import Guard
+
+    settings = Settings.from_env()
+    if detectors:
+        settings = Settings.from_mapping({**settings.__dict__, "detectors": detectors.split(",")})
+    if policy:
+        settings = Settings.from_mapping({**settings.__dict__, "policy": policy})
+    return Guard(settings).load()
+
+
+def _write_json(path: str, obj: Any) -> None:
+    if path == "-":
+        click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+    else:
+        Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AIMDSError as exc:
+            click.echo(f"aimds: error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="aimds")
+def main() -> None:
+    """AIMDS — AI Manipulation Defense System."""
+
+
+_detectors_opt = click.option("--detectors", help="Comma-separated detector names (default: from settings).")
+_policy_opt = click.option("--policy", help="Policy name or YAML path.")
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option("--file", "file_", type=click.Path(dir_okay=False), help="JSONL file with a 'text' per line.")
+@click.option("--role", default="user", show_default=True,
+              type=click.Choice(["user", "system", "assistant", "tool", "document"]))
+@click.option("--direction", default="input", show_default=True, type=click.Choice(["input", "output"]))
+@click.option("--pretty/--compact", default=None, help="Indent JSON (default: indent for one text).")
+@_detectors_opt
+@_policy_opt
+def scan(text: str | None, file_: str | None, role: str, direction: str, pretty: bool | None,
+         detectors: str | None, policy: str | None) -> None:
+    """Scan TEXT (or '-' for stdin, or --file F.jsonl) and print the verdict as JSON."""
+    from aimds.train.data import read_jsonl
+    from aimds.types import ScanRequest
+
+    if (text is None) == (file_ is None):
+        raise click.UsageError("give either TEXT or --file")
+    guard = _guard(detectors, policy)
+    if file_ is not None:
+        for i, row in enumerate(read_jsonl(file_)):
+            req = ScanRequest(text=row["text"], role=row.get("role", role), direction=row.get("direction", direction))
+            try:
+                out: dict[str, Any] = guard.scan(req).to_dict()
+            except AIMDSError as exc:
+                out = {"error": {"code": type(exc).__name__, "message": str(exc)}}
+            out = {"index": i, **({"id": row["id"]} if "id" in row else {}), **out}
+            click.echo(json.dumps(out, ensure_ascii=False, indent=2 if pretty else None))
+        return
+    if text == "-":
+        text = sys.stdin.read()
+    verdict = guard.scan(ScanRequest(text=text or "", role=role, direction=direction))
+    click.echo(json.dumps(verdict.to_dict(), ensure_ascii=False, indent=None if pretty is False else 2))
+
+
+@main.command("eval")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled JSONL: text, label (0/1), category, source.")
+@click.option("--json", "json_out", help="Write the report as JSON to this path ('-' for stdout).")
+@click.option("--limit", type=int, help="Only the first N rows.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@_detectors_opt
+@_policy_opt
+def eval_(data: str, json_out: str | None, limit: int | None, progress: bool | None, detectors: str | None,
+          policy: str | None) -> None:
+    """Evaluate detection on labelled data: TPR, FPR, precision, F1, latency, per category/source/rule."""
+    from tqdm import tqdm
+
+    from aimds.eval.metrics import evaluate, format_report
+    from aimds.train.data import read_jsonl
+
+    rows = read_jsonl(data)[:limit]
+    missing = [i for i, r in enumerate(rows) if "label" not in r]
+    if missing:
+        raise click.UsageError(f"{data}: row {missing[0] + 1} has no 'label'")
+    guard = _guard(detectors, policy)
+    show = sys.stderr.isatty() if progress is None else progress
+    report = evaluate(guard, rows, (lambda it: tqdm(it, desc="eval", unit="text", file=sys.stderr)) if show else None)
+    click.echo(format_report(report))
+    if json_out:
+        _write_json(json_out, report)
+
+
+@main.command()
+@click.option("--json", "json_out", help="Write the report as JSON to this path ('-' for stdout).")
+@click.option("-n", "n", default=300, show_default=True, help="Timed texts per size.")
+@_detectors_opt
+@_policy_opt
+def bench(json_out: str | None, n: int, detectors: str | None, policy: str | None) -> None:
+    """Measure in-process latency (µs) of the pipeline and each tier for ~100/1k/10k-character texts."""
+    from aimds.eval.bench import format_bench, run_bench
+
+    report = run_bench(_guard(detectors, policy), n=n)
+    click.echo(format_bench(report))
+    if json_out:
+        _write_json(json_out, report)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with train.jsonl and dev.jsonl.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Model path (default: the packaged model).")
+@click.option("--seed", default=13, show_default=True)
+@click.option("--synthetic/--no-synthetic", default=True, show_default=True, help="Add our generated data.")
+def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool) -> None:
+    """Train the linear classifier and pick its threshold on dev (needs the 'train' extra)."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise click.UsageError("training needs scikit-learn: pip install 'aimds[train]'") from None
+    from aimds.detect.linear_model import default_model_path
+    from aimds.train.classifier import TrainConfig
+    from aimds.train.classifier import train as run_train
+    from aimds.train.data import default_data_dir
+
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    target = Path(out) if out else default_model_path()
+    meta = run_train(folder, target, TrainConfig(seed=seed, synthetic=synthetic), log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps({"model": str(target), "version": meta["version"], "dev": meta.get("dev")}, indent=2))
+
+
+@main.group()
+def rules() -> None:
+    """Inspect and test the signature rules."""
+
+
+@rules.command("list")
+@click.option("--category", help="Only rules of this category.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def rules_list(category: str | None, as_json: bool) -> None:
+    """List the rules."""
+    from aimds.detect.signatures import load_rules
+
+    for r in load_rules():
+        if category and r.category != category:
+            continue
+        if as_json:
+            click.echo(json.dumps({"id": r.id, "title": r.title, "category": str(r.category), "severity": r.severity,
+                                   "confidence": r.confidence, "lang": r.lang, "status": r.status, "file": r.source}))
+        else:
+            click.echo(f"{r.id:<22}{r.category:<20}{r.severity:>3}  {r.confidence:<7}{r.lang:<4}{r.title}")
+
+
+@rules.command("test")
+@click.option("--benign", type=click.Path(exists=True, dir_okay=False),
+              help="Also count per-rule hits on the label-0 rows of this JSONL.")
+def rules_test(benign: str | None) -> None:
+    """Run every rule's match/no_match examples (exit 1 on any failure)."""
+    from aimds.detect.signatures import RuleSet, load_rules
+    from aimds.normalize import normalize
+
+    all_rules = load_rules()
+    rs = RuleSet(all_rules)
+
+    def fired(i: int, text: str) -> bool:
+        return any(i in rs.matching(v.text) for v in normalize(text).views if v.name != "original")
+
+    failures = 0
+    for i, r in enumerate(all_rules):
+        for t in r.match:
+            if not fired(i, t):
+                failures += 1
+                click.echo(f"FAIL {r.id}: should match {t!r}")
+        for t in r.no_match:
+            if fired(i, t):
+                failures += 1
+                click.echo(f"FAIL {r.id}: should not match {t!r}")
+    click.echo(f"{len(all_rules)} rules, {failures} failing examples")
+    if benign:
+        from collections import Counter
+
+        from aimds.train.data import read_jsonl
+
+        hits: Counter[str] = Counter()
+        for row in read_jsonl(benign):
+            if int(row.get("label", 0)) != 0:
+                continue
+            for v in normalize(row["text"]).views:
+                if v.name == "original":
+                    continue
+                for i in rs.matching(v.text):
+                    hits[all_rules[i].id] += 1
+        click.echo(f"per-rule hits on benign rows of {benign}:")
+        for rid, c in hits.most_common():
+            click.echo(f"  {rid}: {c}")
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,94 @@
+"""Tier 1 learned classifier: hashed n-gram logistic regression over windows of the folded view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from aimds.detect.base import Detector, ScanContext, register
+from aimds.detect.evidence import excerpt
+from aimds.detect.linear_model import LinearModel
+from aimds.normalize.views import Views
+from aimds.types import Category, Finding, Role, Span
+
+# Views the model also reads besides "folded" (each only exists when normalisation built it).
+EXTRA_VIEWS = ("deleet", "despaced", "decoded")
+#: The score a probability equal to the operating threshold maps to (the policy's flag line).
+OPERATING_SCORE = 0.5
+
+
+def threshold_score(p: float, threshold: float) -> float:
+    """Map a probability to a finding score so that ``p == threshold`` gives ``OPERATING_SCORE``."""
+    t = min(max(threshold, 1e-6), 1 - 1e-6)
+    if p >= t:
+        return OPERATING_SCORE + (1 - OPERATING_SCORE) * (p - t) / (1 - t)
+    return OPERATING_SCORE * p / t
+
+
+@register
+class ClassifierDetector(Detector):
+    """Scores every window of the text with the shipped linear model; reports the riskiest window.
+
+    Options: ``model_path`` (an artifact written by ``aimds train``), ``threshold`` (override the
+    operating point chosen on dev data), ``report_floor`` (smallest score reported, default 0.2).
+    """
+
+    name: ClassVar[str] = "classifier"
+    tier: ClassVar[int] = 1
+    categories: ClassVar[tuple[Category, ...]] = (
+        Category.PROMPT_INJECTION, Category.INDIRECT_INJECTION, Category.JAILBREAK,
+        Category.PROMPT_LEAK, Category.OBFUSCATION,
+    )
+    tags: ClassVar[tuple[str, ...]] = ("owasp:LLM01:2025", "atlas:AML.T0051")
+    cost: ClassVar[int] = 150
+
+    def load(self) -> None:
+        """Load the model artifact (raises ModelError if missing or corrupt)."""
+        if self.loaded:
+            return
+        path = self.options.get("model_path")
+        self.model = LinearModel.load(Path(path) if path else None)
+        self.threshold = float(self.options.get("threshold", self.model.threshold))
+        self.floor = float(self.options.get("report_floor", 0.2))
+        super().load()
+
+    def version(self) -> str:
+        """The model's version."""
+        return self.model.version
+
+    def probability(self, views: Views) -> tuple[float, str, int, int]:
+        """Highest window probability: ``(p, view name, start, end)`` in that view's coordinates."""
+        best = (0.0, "folded", 0, 0)
+        for view in views.views:
+            if view.name != "folded" and view.name not in EXTRA_VIEWS:
+                continue
+            for s, e, p in self.model.score_windows(view.text):
+                if p > best[0]:
+                    best = (p, view.name if not view.source else f"decoded:{view.source}", s, e)
+        return best
+
+    def scan(self, views: Views, context: ScanContext) -> list[Finding]:
+        """At most one finding: the riskiest window, if its score reaches the report floor."""
+        p, vname, s, e = self.probability(views)
+        score = threshold_score(p, self.threshold)
+        if score < self.floor:
+            return []
+        view = next(v for v in views.views if v.name == vname.split(":", 1)[0]
+                    and (not v.source or vname.endswith(v.source)))
+        text = view.text[s:e]
+        cat = Category(self.model.category(text))
+        if context.request.role in (Role.DOCUMENT, Role.TOOL) and cat is Category.PROMPT_INJECTION:
+            cat = Category.INDIRECT_INJECTION
+        start, end = view.to_original(s, e)
+        return [Finding(
+            detector=self.name,
+            rule_id=f"linear:{self.model.version}",
+            category=cat,
+            score=score,
+            severity=7 if score >= OPERATING_SCORE else 4,
+            span=Span(start, end),
+            evidence=excerpt(view.text, s, e),
+            explanation=f"n-gram model p={p:.3f} (operating threshold {self.threshold:.3f}) on {vname} window",
+            view=vname,
+            tags=("owasp:LLM01:2025",),
+        )]

@@ -1,0 +1,129 @@
+"""The hashed n-gram logistic-regression model: artifact format, loading and windowed scoring."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aimds.detect.features import FeatureSpec, featurize
+from aimds.errors import ModelError
+
+ATTACK_CATEGORIES = ("prompt_injection", "indirect_injection", "jailbreak", "prompt_leak", "obfuscation")
+FORMAT = "aimds-linear/1"
+
+
+def default_model_path() -> Path:
+    """The model shipped with the package."""
+    return Path(str(resources.files("aimds").joinpath("data/models/linear.npz")))
+
+
+def windows(n: int, size: int, stride: int) -> list[tuple[int, int]]:
+    """Character windows ``[start, end)`` covering a text of length ``n``."""
+    if n <= size:
+        return [(0, n)]
+    out = []
+    start = 0
+    while True:
+        out.append((start, min(start + size, n)))
+        if start + size >= n:
+            return out
+        start += stride
+
+
+@dataclass
+class LinearModel:
+    """Weights and metadata of one trained model."""
+
+    spec: FeatureSpec
+    weights: np.ndarray               # (dim,) float32
+    bias: float
+    cat_weights: np.ndarray           # (len(ATTACK_CATEGORIES), cat_dim) float32
+    cat_bias: np.ndarray
+    calibration: tuple[float, float] = (1.0, 0.0)   # Platt: p = sigmoid(a * logit + b)
+    threshold: float = 0.5            # operating point chosen on dev
+    window: int = 512
+    stride: int = 384
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """Model version string from its metadata."""
+        return str(self.meta.get("version", "unversioned"))
+
+    def logit(self, text: str) -> float:
+        """Raw decision value for one window of folded text."""
+        idx, val = featurize(text, self.spec)
+        return float(self.weights[idx] @ val) + self.bias
+
+    def proba(self, logit: float) -> float:
+        """Calibrated probability of attack for a raw decision value."""
+        a, b = self.calibration
+        z = a * logit + b
+        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+
+    def score_windows(self, text: str) -> list[tuple[int, int, float]]:
+        """``(start, end, probability)`` for each window of ``text``."""
+        return [(s, e, self.proba(self.logit(text[s:e]))) for s, e in windows(len(text), self.window, self.stride)]
+
+    def category(self, text: str) -> str:
+        """Most likely attack category for ``text`` (meaningful only when it is an attack)."""
+        idx, val = featurize(text, self.spec)
+        cat_idx = idx & (self.cat_weights.shape[1] - 1)
+        scores = self.cat_weights[:, cat_idx] @ val + self.cat_bias
+        return ATTACK_CATEGORIES[int(np.argmax(scores))]
+
+    def save(self, path: Path) -> None:
+        """Write the artifact (float16 weights, JSON metadata) to ``path``."""
+        meta = dict(self.meta)
+        meta.update({
+            "format": FORMAT,
+            "spec": self.spec.to_dict(),
+            "bias": self.bias,
+            "cat_bias": [float(x) for x in self.cat_bias],
+            "calibration": list(self.calibration),
+            "threshold": self.threshold,
+            "window": self.window,
+            "stride": self.stride,
+        })
+        w16 = self.weights.astype(np.float16)
+        c16 = self.cat_weights.astype(np.float16)
+        meta["sha256"] = hashlib.sha256(w16.tobytes() + c16.tobytes()).hexdigest()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, weights=w16, cat_weights=c16, meta=np.array(json.dumps(meta, sort_keys=True)))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> LinearModel:
+        """Read an artifact, checking its format and checksum."""
+        path = path or default_model_path()
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                w16, c16 = z["weights"], z["cat_weights"]
+                meta = json.loads(str(z["meta"]))
+        except FileNotFoundError:
+            raise ModelError(f"classifier model not found at {path}; run `aimds train`") from None
+        except Exception as exc:  # corrupt zip, missing arrays, bad JSON
+            raise ModelError(f"classifier model at {path} is unreadable: {exc}") from None
+        if meta.get("format") != FORMAT:
+            raise ModelError(f"{path}: unsupported model format {meta.get('format')!r}")
+        if hashlib.sha256(w16.tobytes() + c16.tobytes()).hexdigest() != meta.get("sha256"):
+            raise ModelError(f"{path}: checksum mismatch (corrupt or tampered model)")
+        return cls(
+            spec=FeatureSpec.from_dict(meta["spec"]),
+            weights=w16.astype(np.float32),
+            bias=float(meta["bias"]),
+            cat_weights=c16.astype(np.float32),
+            cat_bias=np.asarray(meta["cat_bias"], dtype=np.float32),
+            calibration=(float(meta["calibration"][0]), float(meta["calibration"][1])),
+            threshold=float(meta["threshold"]),
+            window=int(meta["window"]),
+            stride=int(meta["stride"]),
+            meta=meta,
+        )

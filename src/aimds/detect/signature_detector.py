@@ -1,0 +1,76 @@
+"""Tier 1 signature detector: one RE2 multi-pattern pass per normalised view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from aimds.detect.base import Detector, ScanContext, register
+from aimds.detect.evidence import excerpt
+from aimds.detect.signatures import RuleSet, load_rules
+from aimds.normalize.views import Views
+from aimds.types import Category, Finding, Span
+
+# Views the rules run on; "original" is skipped because "folded" covers it.
+RULE_VIEWS = ("folded", "deleet", "despaced", "decoded")
+
+
+@register
+class SignatureDetector(Detector):
+    """Matches the signature database (``data/signatures/*.yaml``) against every normalised view.
+
+    Options: ``paths`` (list of rule files instead of the shipped ones), ``exclude`` (rule ids).
+    """
+
+    name: ClassVar[str] = "signatures"
+    tier: ClassVar[int] = 1
+    categories: ClassVar[tuple[Category, ...]] = (
+        Category.PROMPT_INJECTION, Category.INDIRECT_INJECTION, Category.JAILBREAK,
+        Category.PROMPT_LEAK, Category.OBFUSCATION, Category.TOOL_MISUSE,
+    )
+    tags: ClassVar[tuple[str, ...]] = ("owasp:LLM01:2025", "owasp:LLM07:2025", "atlas:AML.T0051")
+    cost: ClassVar[int] = 20
+
+    def load(self) -> None:
+        """Load and compile the rules."""
+        if self.loaded:
+            return
+        paths = self.options.get("paths")
+        rules = load_rules([Path(p) for p in paths] if paths else None)
+        exclude = set(self.options.get("exclude", ()))
+        self.ruleset = RuleSet([r for r in rules if r.id not in exclude])
+        super().load()
+
+    def version(self) -> str:
+        """Number of rules compiled (the rule files carry their own versions)."""
+        return f"{len(self.ruleset)} rules"
+
+    def scan(self, views: Views, context: ScanContext) -> list[Finding]:
+        """One finding per rule that matches, at its first match in the most direct view."""
+        findings: dict[str, Finding] = {}
+        for view in views.views:
+            if view.name not in RULE_VIEWS:
+                continue
+            for idx in self.ruleset.matching(view.text):
+                rule = self.ruleset.rules[idx]
+                if rule.id in findings:
+                    continue
+                where = self.ruleset.span(idx, view.text) or (0, 0)
+                start, end = view.to_original(*where)
+                hidden = view.name != "folded"
+                explanation = f"rule {rule.id} '{rule.title}' matched the {view.name} view"
+                if view.source:
+                    explanation += f" (decoded from {view.source})"
+                findings[rule.id] = Finding(
+                    detector=self.name,
+                    rule_id=rule.id,
+                    category=rule.category,
+                    score=rule.score,
+                    severity=rule.severity,
+                    span=Span(start, end),
+                    evidence=excerpt(view.text, *where),
+                    explanation=explanation,
+                    view=view.name if not view.source else f"{view.name}:{view.source}",
+                    tags=rule.tags + (("technique:hidden_in_encoding",) if hidden else ()),
+                )
+        return list(findings.values())

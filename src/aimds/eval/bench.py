@@ -1,0 +1,81 @@
+"""In-process latency benchmark of the pipeline and of each tier (``aimds bench``)."""
+
+from __future__ import annotations
+
+import random
+import time
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import yaml
+
+from aimds.detect.base import ScanContext
+from aimds.normalize import normalize
+from aimds.pipeline import Guard
+from aimds.types import ScanRequest
+
+SIZES = (100, 1000, 10000)
+
+
+def bench_texts(size: int, n: int, seed: int = 7, attack_rate: float = 0.3) -> list[str]:
+    """``n`` texts of about ``size`` characters: benign paragraphs, some with an attack mixed in."""
+    corpus = yaml.safe_load(resources.files("aimds").joinpath("data/bench/corpus.yaml").read_text("utf-8"))
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts: list[str] = []
+        attack = rng.random() < attack_rate
+        while sum(len(p) + 1 for p in parts) < size:
+            parts.append(rng.choice(corpus["benign"]))
+        if attack:
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(corpus["attack"]))
+        text = " ".join(parts)
+        out.append(text[:size] if len(text) > size * 1.2 else text)
+    return out
+
+
+def _pct(samples: list[float]) -> dict[str, float]:
+    return {"p50_us": round(float(np.percentile(samples, 50)), 1),
+            "p99_us": round(float(np.percentile(samples, 99)), 1)}
+
+
+def run_bench(guard: Guard, n: int = 300, warmup: int = 30, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
+    """Latency percentiles (µs) of the whole pipeline and of each tier, per text size."""
+    guard.load()
+    report: dict[str, Any] = {"pipeline": {}, "tiers": {}, "n": n}
+    for size in sizes:
+        texts = bench_texts(size, n + warmup)
+        for t in texts[:warmup]:
+            guard.scan(t)
+        total: list[float] = []
+        for t in texts[warmup:]:
+            t0 = time.perf_counter()
+            guard.scan(t)
+            total.append((time.perf_counter() - t0) * 1e6)
+        report["pipeline"][str(size)] = _pct(total)
+        # Each tier alone, on the same inputs.
+        per: dict[str, list[float]] = {"normalize": []}
+        for t in texts[warmup:]:
+            t0 = time.perf_counter()
+            views = normalize(t, guard.limits)
+            per["normalize"].append((time.perf_counter() - t0) * 1e6)
+            ctx = ScanContext(request=ScanRequest(text=t))
+            for det in guard.detectors:
+                t1 = time.perf_counter()
+                det.scan(views, ctx)
+                per.setdefault(det.name, []).append((time.perf_counter() - t1) * 1e6)
+        for name, samples in per.items():
+            report["tiers"].setdefault(name, {})[str(size)] = _pct(samples)
+    return report
+
+
+def format_bench(report: dict[str, Any]) -> str:
+    """A plain-text table of a bench report."""
+    sizes = list(report["pipeline"])
+    head = f"{'stage':<14}" + "".join(f"{s + ' chars p50/p99 µs':>28}" for s in sizes)
+    rows = [head, f"{'pipeline':<14}" + "".join(
+        f"{report['pipeline'][s]['p50_us']:>17.1f} / {report['pipeline'][s]['p99_us']:<8.1f}" for s in sizes)]
+    for name, per in report["tiers"].items():
+        rows.append(f"{name:<14}" + "".join(f"{per[s]['p50_us']:>17.1f} / {per[s]['p99_us']:<8.1f}" for s in sizes))
+    return "\n".join(rows)

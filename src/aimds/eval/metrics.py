@@ -1,0 +1,100 @@
+"""Evaluation of a Guard on labelled JSONL (``aimds eval``): the report shape is part of the API."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from aimds.errors import AIMDSError
+from aimds.pipeline import Guard
+from aimds.types import ScanRequest
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0 when empty)."""
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[Iterable[Any]], Iterable[Any]] | None
+             = None) -> dict[str, Any]:
+    """Scan every row and compute the ``aimds eval`` report.
+
+    An item counts as flagged when the action is not ``allow``. Rows the guard refuses (for
+    example over the size limit) count as flagged, since the caller would not pass them on.
+    """
+    rows = list(rows)
+    tp = fp = tn = fn = 0
+    lat_ms: list[float] = []
+    by_cat: dict[str, list[int]] = defaultdict(list)
+    by_src: dict[str, list[int]] = defaultdict(list)
+    rule_fp: Counter[str] = Counter()
+    refused = 0
+    it = progress(rows) if progress else rows
+    for row in it:
+        label = int(row.get("label", 0))
+        req = ScanRequest(text=row["text"], role=row.get("role", "user"))
+        t0 = time.perf_counter()
+        try:
+            verdict = guard.scan(req)
+            flagged = verdict.flagged
+            findings = verdict.findings
+        except AIMDSError:
+            refused += 1
+            flagged = True
+            findings = ()
+        lat_ms.append((time.perf_counter() - t0) * 1000)
+        if label == 1:
+            tp += flagged
+            fn += not flagged
+        else:
+            fp += flagged
+            tn += not flagged
+            if flagged:
+                for rid in {f.rule_id for f in findings if f.detector == "signatures"}:
+                    rule_fp[rid] += 1
+        by_cat[str(row.get("category", "unknown"))].append(int(flagged))
+        by_src[str(row.get("source", "unknown"))].append(int(flagged))
+    tpr = tp / (tp + fn) if tp + fn else 0.0
+    fpr = fp / (fp + tn) if fp + tn else 0.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0
+    return {
+        "n": len(rows),
+        "overall": {
+            "tpr": round(tpr, 4),
+            "fpr": round(fpr, 4),
+            "precision": round(precision, 4),
+            "f1": round(f1, 4),
+            "balanced_accuracy": round((tpr + (1 - fpr)) / 2, 4),
+            "latency_ms": {"p50": round(percentile(lat_ms, 50), 3), "p99": round(percentile(lat_ms, 99), 3)},
+            "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+            "refused": refused,
+        },
+        "by_category": {k: {"n": len(v), "flagged_rate": round(sum(v) / len(v), 4)} for k, v in sorted(by_cat.items())},
+        "by_source": {k: {"n": len(v), "flagged_rate": round(sum(v) / len(v), 4)} for k, v in sorted(by_src.items())},
+        "per_rule_fp": dict(sorted(rule_fp.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "versions": guard.versions,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text table of an eval report."""
+    o = report["overall"]
+    lines = [
+        f"n={report['n']}  TPR {o['tpr']:.4f}  FPR {o['fpr']:.4f}  precision {o['precision']:.4f}  "
+        f"F1 {o['f1']:.4f}  balanced accuracy {o['balanced_accuracy']:.4f}",
+        f"latency ms: p50 {o['latency_ms']['p50']:.3f}  p99 {o['latency_ms']['p99']:.3f}",
+        "",
+        f"{'category':<28}{'n':>7}{'flagged':>10}",
+    ]
+    lines += [f"{k:<28}{v['n']:>7}{v['flagged_rate']:>10.4f}" for k, v in report["by_category"].items()]
+    lines += ["", f"{'source':<28}{'n':>7}{'flagged':>10}"]
+    lines += [f"{k:<28}{v['n']:>7}{v['flagged_rate']:>10.4f}" for k, v in report["by_source"].items()]
+    if report["per_rule_fp"]:
+        lines += ["", "false positives per rule (benign rows flagged where the rule fired):"]
+        lines += [f"  {k}: {v}" for k, v in list(report["per_rule_fp"].items())[:20]]
+    return "\n".join(lines)

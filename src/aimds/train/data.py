@@ -1,0 +1,43 @@
+"""Loading labelled JSONL data sets (the shared datasets' schema)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from aimds.errors import InputError
+
+REQUIRED = ("text", "label")
+
+
+def default_data_dir() -> Path:
+    """``$AIMDS_DATASETS`` or ``../shared/datasets`` (beside a checkout) or ``./datasets``."""
+    env = os.environ.get("AIMDS_DATASETS")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd().parent / "shared" / "datasets", Path.cwd() / "datasets"]
+    for c in candidates:
+        if (c / "train.jsonl").is_file():
+            return c
+    raise InputError("no datasets found: pass --data-dir or set AIMDS_DATASETS (expects train.jsonl, dev.jsonl)")
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    """Read labelled rows, with a clear error naming the first bad line."""
+    rows = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise InputError(f"{path}:{n}: each line needs a string 'text'")
+        rows.append(row)
+    return rows
