@@ -1,0 +1,353 @@
+"""Character folding that keeps a map back to the original text.
+
+``fold(text)`` returns the folded text and, for every folded character, the index of the original
+character it came from. The work is table driven and vectorised with numpy, so the cost is a few
+C-speed passes over the text whatever it contains:
+
+1. one ``str.translate`` with a generated per-code-point table (``_tables.FOLD``: NFKC, casefold,
+   styled letters such as circled/small-capital/mathematical, zero-width/bidi/format/control
+   characters removed, Unicode tag characters decoded to ASCII); the length of each character's
+   replacement (a numpy lookup) gives the offsets by ``np.repeat``;
+2. combining marks left on an ASCII letter (decomposed accents, "zalgo" stacks) are dropped;
+3. whitespace runs collapse to one space, or to ``"\\n"`` when the run holds a line break;
+4. look-alike letters of other scripts (Cyrillic, Greek, Armenian, Cherokee) are folded to ASCII
+   inside words that mix them with ASCII letters; words wholly in another script stay as they are.
+
+The suspicious things seen on the way are returned as :class:`~aimds.normalize.views.Signal`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+import re2
+
+from aimds.normalize.views import Signal
+
+WS_SPACE, WS_NL, INVIS, BIDI, TAG, SOFT, STYLED, MARK, CONF, FOREIGN = (1 << i for i in range(10))
+
+_MAX_WORD_EDITS = 5000          # mixed-script words fixed one by one; past this, fold them all at once
+_BOM = 0xFEFF
+_WAVING_FLAG = 0x1F3F4          # emoji flag tag sequences (England, Scotland, Wales) start with it
+_CANCEL_TAG = 0xE007F
+
+
+@dataclass(slots=True)
+class Tables:
+    """Lookup tables built once from the generated ``_tables`` module."""
+
+    fold: dict[int, str]
+    ascii_fold: dict[int, str]
+    length: np.ndarray          # uint8 per code point: length of its folded replacement
+    cls: np.ndarray             # uint16 per code point: class bits
+    cross: dict[str, str]       # look-alike (lowercase) -> ASCII
+    upper: dict[str, str]       # capital look-alike (original) -> ASCII
+    mixed_re: re2._Regexp       # an ASCII letter next to a look-alike
+    mixed_word_re: re2._Regexp  # a whole word that mixes them
+    conf_word_re: re2._Regexp   # a word of 3+ look-alikes only
+    cross_table: dict[int, str] = field(default_factory=dict)
+
+
+@cache
+def tables() -> Tables:
+    """Build (once) the numpy lookup tables; about 3 MB, a few milliseconds."""
+    from aimds.normalize import _tables as t
+
+    length = np.ones(0x110000, np.uint8)
+    keys = np.fromiter(t.FOLD.keys(), np.int64, len(t.FOLD))
+    length[keys] = np.fromiter((len(v) for v in t.FOLD.values()), np.uint8, len(t.FOLD))
+    cls = np.zeros(0x110000, np.uint16)
+    for lo, hi, bits in t.CLASS_RANGES:
+        cls[lo:hi] = bits
+    conf_chars = set(t.CROSS_SCRIPT)
+    for ch in t.UPPER_ONLY:
+        f = t.FOLD.get(ord(ch), ch)
+        if len(f) == 1:
+            conf_chars.add(f)
+    klass = "[" + "".join(sorted(conf_chars)) + "]"
+    word = r"[\pL\pM\pN]"
+    return Tables(
+        fold=t.FOLD,
+        ascii_fold={k: v for k, v in t.FOLD.items() if k < 128},
+        length=length,
+        cls=cls,
+        cross=dict(t.CROSS_SCRIPT),
+        upper=dict(t.UPPER_ONLY),
+        mixed_re=re2.compile(f"[a-z]{klass}|{klass}[a-z]"),
+        mixed_word_re=re2.compile(f"{word}*(?:[a-z]{klass}|{klass}[a-z]){word}*"),
+        conf_word_re=re2.compile(f"{klass}{{3,}}"),
+        cross_table={ord(k): v for k, v in t.CROSS_SCRIPT.items()},
+    )
+
+
+@dataclass(slots=True)
+class Folded:
+    """A folded text, its offsets (``None`` = identity) and the signals seen while folding."""
+
+    text: str
+    offsets: np.ndarray | None   # int64, len(text) + 1 entries; the last is len(original)
+    signals: list[Signal]
+
+    def offsets_array(self, original_len: int) -> np.ndarray:
+        """The offsets as an array even when they are the identity."""
+        if self.offsets is None:
+            return np.arange(original_len + 1, dtype=np.int64)
+        return self.offsets
+
+
+_ASCII_ODD = re2.compile(rb"[\x00-\x09\x0b-\x1f\x7f]|[\n ][\n ]")
+
+
+def fold(text: str, *, with_signals: bool = True) -> Folded:
+    """Fold ``text`` (see the module docstring) keeping an offsets map to ``text``."""
+    n = len(text)
+    if text.isascii():
+        raw = text.encode("ascii")
+        if not _ASCII_ODD.search(raw) and not (n and (text[0] in " \n" or text[-1] in " \n")):
+            return Folded(text.lower(), None, [])
+        return _fold_general(text, np.frombuffer(raw, np.uint8), ascii_only=True, with_signals=with_signals)
+    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4")
+    return _fold_general(text, cps, ascii_only=False, with_signals=with_signals)
+
+
+def _decode(arr: np.ndarray, ascii_only: bool) -> str:
+    if ascii_only:
+        return arr.astype(np.uint8).tobytes().decode("ascii")
+    return arr.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _fold_general(text: str, cps: np.ndarray, *, ascii_only: bool, with_signals: bool) -> Folded:
+    t = tables()
+    n = len(text)
+    lens = t.length[cps]
+    signals: list[Signal] = []
+    t1 = text.translate(t.ascii_fold if ascii_only else t.fold)
+    off: np.ndarray | None = None
+    if len(t1) != n or not (lens == 1).all():
+        off = np.repeat(np.arange(n, dtype=np.int64), lens)
+    if ascii_only:
+        c1 = np.frombuffer(t1.encode("ascii"), np.uint8)
+    else:
+        c1 = np.frombuffer(t1.encode("utf-32-le", "surrogatepass"), "<u4")
+        if with_signals:
+            signals.extend(_char_signals(text, cps, t.cls[cps]))
+        c1, off, dropped = _drop_marks(c1, off, t)
+        if len(dropped) >= 3 and with_signals:
+            signals.append(Signal("combining", *_span(dropped), len(dropped)))
+    if with_signals and ascii_only:
+        ctrl = np.flatnonzero(lens == 0)
+        if len(ctrl):
+            signals.append(Signal("invisible", int(ctrl[0]), int(ctrl[-1]) + 1, len(ctrl)))
+    c2, off = _collapse_ws(c1, off)
+    out = _decode(c2, ascii_only)
+    offsets = np.arange(len(out), dtype=np.int64) if off is None else off
+    offsets = np.append(offsets, np.int64(n))
+    if not ascii_only and not out.isascii():
+        out, changed = _fold_confusables(text, out, offsets, t)
+        if len(changed) and with_signals:
+            _merge_homoglyph(signals, offsets[changed])
+    return Folded(out, offsets, signals)
+
+
+def _span(pos: np.ndarray) -> tuple[int, int]:
+    return int(pos[0]), int(pos[-1]) + 1
+
+
+def _char_signals(text: str, cps: np.ndarray, cls: np.ndarray) -> list[Signal]:
+    """Signals for invisible, bidi, tag and styled characters (positions in the original)."""
+    out: list[Signal] = []
+    if not cls.any():
+        return out
+    invis = (cls & INVIS) != 0
+    if invis.any() and cps[0] == _BOM:
+        invis[0] = False
+    soft = np.flatnonzero(cls & SOFT)
+    if len(soft):
+        prev_c = cps[np.maximum(soft - 1, 0)]
+        next_c = cps[np.minimum(soft + 1, len(cps) - 1)]
+        near_ascii = _is_ascii_alnum(prev_c) | _is_ascii_alnum(next_c)
+        invis[soft[near_ascii]] = True
+    pos = np.flatnonzero(invis)
+    if len(pos):
+        out.append(Signal("invisible", *_span(pos), len(pos)))
+    pos = np.flatnonzero(cls & BIDI)
+    if len(pos):
+        out.append(Signal("bidi", *_span(pos), len(pos)))
+    pos = np.flatnonzero(cls & TAG)
+    if len(pos):
+        pos = _suspicious_tags(cps, pos)
+        if len(pos):
+            shown = cps[pos[:200]].astype(np.int64) - 0xE0000
+            detail = "".join(chr(c) for c in shown.tolist() if 0x20 <= c <= 0x7E)
+            out.append(Signal("tag_chars", *_span(pos), len(pos), detail))
+    pos = np.flatnonzero(cls & STYLED)
+    if len(pos):
+        out.append(Signal("homoglyph", *_span(pos), len(pos), "styled letters"))
+    return out
+
+
+def _is_ascii_alnum(c: np.ndarray) -> np.ndarray:
+    return ((c >= 48) & (c <= 57)) | ((c | 32) >= 97) & ((c | 32) <= 122)
+
+
+def _suspicious_tags(cps: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Tag positions minus those of emoji flag sequences (waving flag + tags + cancel tag)."""
+    starts = np.flatnonzero(np.diff(pos, prepend=-2) != 1)
+    if len(starts) > 1000:
+        return pos
+    keep = np.ones(len(pos), bool)
+    bounds = [*starts.tolist(), len(pos)]
+    for a, b in itertools.pairwise(bounds):
+        first, last = int(pos[a]), int(pos[b - 1])
+        if first > 0 and cps[first - 1] == _WAVING_FLAG and cps[last] == _CANCEL_TAG and b - a <= 8:
+            keep[a:b] = False
+    return pos[keep]
+
+
+_NONE = np.zeros(0, np.int64)
+
+
+def _drop_marks(
+    c: np.ndarray, off: np.ndarray | None, t: Tables
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Drop combining marks whose base letter is ASCII (decomposed accents and zalgo stacks).
+
+    Returns the new code points, offsets and the original positions of the dropped marks.
+    """
+    cls = t.cls[c]
+    is_mark = (cls & MARK) != 0
+    if not is_mark.any():
+        return c, off, _NONE
+    idx = np.arange(len(c), dtype=np.int64)
+    base = np.maximum.accumulate(np.where(is_mark, -1, idx))
+    base_c = c[np.maximum(base, 0)]
+    drop = is_mark & (base >= 0) & (((base_c | 32) >= 97) & ((base_c | 32) <= 122))
+    if not drop.any():
+        return c, off, _NONE
+    keep = ~drop
+    dropped = idx[drop] if off is None else off[drop]
+    new_off = idx[keep] if off is None else off[keep]
+    return c[keep], new_off, dropped
+
+
+def _collapse_ws(c: np.ndarray, off: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Collapse runs of spaces/newlines (already the only whitespace left) and strip the ends."""
+    m = len(c)
+    if m == 0:
+        return c, off
+    is_ws = (c == 32) | (c == 10)
+    if not is_ws.any():
+        return c, off
+    prev_ws = np.empty(m, bool)
+    prev_ws[0] = True
+    prev_ws[1:] = is_ws[:-1]
+    run_start = is_ws & ~prev_ws
+    keep = ~is_ws | run_start
+    if is_ws[-1]:
+        starts = np.flatnonzero(run_start)
+        if len(starts):
+            keep[starts[-1]] = False
+    if keep.all():
+        # No run longer than one: only single spaces/newlines, nothing to change.
+        return c, off
+    run_id = np.cumsum(run_start)
+    has_nl = np.zeros(int(run_id[-1]) + 1, bool)
+    has_nl[run_id[c == 10]] = True
+    vals = c.copy()
+    rs = np.flatnonzero(run_start)
+    vals[rs] = np.where(has_nl[run_id[rs]], 10, 32)
+    new_off = np.flatnonzero(keep).astype(np.int64) if off is None else off[keep]
+    return vals[keep], new_off
+
+
+def _cps(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), "<u4")
+
+
+def _fold_confusables(original: str, out: str, offsets: np.ndarray, t: Tables) -> tuple[str, np.ndarray]:
+    """Fold look-alike letters inside mixed-script words; returns the text and the changed positions."""
+    changed: list[int] = []
+    chars: list[str] | None = None
+    if t.mixed_re.search(out):
+        chars = list(out)
+        count = 0
+        for m in t.mixed_word_re.finditer(out):
+            s, e = m.span()
+            if e - s < 3:
+                continue
+            count += 1
+            if count > _MAX_WORD_EDITS:
+                # Hostile volume: fold every look-alike in the text at C speed.
+                folded = out.translate(t.cross_table)
+                return folded, np.flatnonzero(_cps(out) != _cps(folded))
+            for i in range(s, e):
+                ch = chars[i]
+                if ch < "\x80":
+                    continue
+                rep = t.upper.get(original[int(offsets[i])]) or t.cross.get(ch)
+                if rep is not None:
+                    chars[i] = rep
+                    changed.append(i)
+    # A script used only for look-alike letters next to ASCII text (e.g. whole words spelled with
+    # Cyrillic а/е/о/р/с amid English) is folded too; real Russian or Greek text always has letters
+    # without a Latin twin, so it is left alone.
+    cur = "".join(chars) if chars is not None else out
+    if t.conf_word_re.search(cur):
+        cps = _cps(cur)
+        cls = t.cls[cps]
+        foreign_plain = ((cls & FOREIGN) != 0) & ((cls & CONF) == 0)
+        has_ascii_letters = bool((((cps | 32) >= 97) & ((cps | 32) <= 122)).any())
+        if has_ascii_letters and not foreign_plain.any():
+            chars = list(cur)
+            for count, m in enumerate(t.conf_word_re.finditer(cur)):
+                if count > _MAX_WORD_EDITS:
+                    break
+                s, e = m.span()
+                if (s > 0 and cur[s - 1].isalpha()) or (e < len(cur) and cur[e].isalpha()):
+                    continue
+                for i in range(s, e):
+                    rep = t.upper.get(original[int(offsets[i])]) or t.cross.get(chars[i])
+                    if rep is not None:
+                        chars[i] = rep
+                        changed.append(i)
+    if not changed:
+        return out, _NONE
+    assert chars is not None
+    return "".join(chars), np.asarray(changed, np.int64)
+
+
+def _merge_homoglyph(signals: list[Signal], changed: np.ndarray) -> None:
+    """Add the mixed-script positions (original coordinates) to the homoglyph signal."""
+    lo, hi = int(changed.min()), int(changed.max())
+    for k, s in enumerate(signals):
+        if s.kind == "homoglyph":
+            signals[k] = Signal("homoglyph", min(s.start, lo), max(s.end, hi + 1), s.count + len(changed),
+                                "mixed-script and styled letters")
+            return
+    signals.append(Signal("homoglyph", lo, hi + 1, len(changed), "mixed-script words"))
+
+
+def apply_edits(text: str, off: np.ndarray, edits: list[tuple[int, int, str]]) -> tuple[str, np.ndarray]:
+    """Apply sorted, non-overlapping ``(start, end, replacement)`` edits to ``text`` and its offsets.
+
+    ``off`` has ``len(text) + 1`` entries. A replacement as long as the span it replaces maps
+    character by character; any other maps all its characters to the span's first offset.
+    """
+    pieces: list[str] = []
+    idx: list[np.ndarray] = []
+    pos = 0
+    for s, e, rep in edits:
+        pieces.append(text[pos:s])
+        idx.append(np.arange(pos, s, dtype=np.int64))
+        pieces.append(rep)
+        if len(rep) == e - s:
+            idx.append(np.arange(s, e, dtype=np.int64))
+        else:
+            idx.append(np.full(len(rep), s, dtype=np.int64))
+        pos = e
+    pieces.append(text[pos:])
+    idx.append(np.arange(pos, len(text) + 1, dtype=np.int64))
+    return "".join(pieces), off[np.concatenate(idx)]

@@ -1,0 +1,203 @@
+"""Leetspeak folding ("1gn0r3" -> "ignore") and de-spacing ("i g n o r e" -> "ignore").
+
+Both work on the folded text and its offsets and touch only what looks deliberate: leet symbols
+inside tokens that mix them with letters (so "1998", "3.14", "$20", "mp3", hashes and e-mail
+addresses stay), and runs of four or more single letters separated by spaces, dots, dashes or
+underscores.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import re2
+
+from aimds.normalize.fold import apply_edits
+
+LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
+        "|": "l", "!": "i", "+": "t"}
+_WEAK = frozenset("|!+")
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$|!+")
+_HEX = frozenset("0123456789abcdef")
+_TOKEN_RE = re2.compile(
+    r"[a-z0-9@$|!+]*[a-z][0134578@$|!+]+[a-z][a-z0-9@$|!+]*|[0134578@$]+[a-z]{3}[a-z0-9@$|!+]*"
+)
+# Multi-character letter shapes, longest first. Only used next to letters.
+_SHAPES = (("|\\/|", "m"), ("/\\/\\", "m"), ("\\/\\/", "w"), ("|\\|", "n"), ("|-|", "h"), ("|_|", "u"),
+           ("\\/", "v"), ("/\\", "a"))
+_SHAPE_RE = re2.compile(r"[a-z]?(?:\|\\/\||/\\/\\|\\/\\/|\|\\\||\|-\||\|_\||\\/|/\\)[a-z]?")
+_MAX_TOKENS = 20_000
+_SPACED_RE = re2.compile(r"\pL(?:[ ._\-*/|~]{1,3}\pL){3,}")
+_MAX_SPACED_CHARS = 400_000
+
+
+@dataclass(slots=True)
+class Rewrite:
+    """A rewritten text with offsets into the original and what was changed."""
+
+    text: str
+    offsets: np.ndarray
+    count: int            # tokens (leet) or runs (spaced) rewritten
+    start: int            # span of the changes in the original
+    end: int
+    detail: str
+    capped: bool = False  # hostile volume: the rest was left as it was
+
+
+def deleet(text: str, off: np.ndarray) -> Rewrite | None:
+    """Fold leetspeak inside letter/symbol tokens of the folded ``text``; ``None`` if nothing changes."""
+    spans: list[tuple[int, int]] = []
+    if ("\\" in text or "|" in text) and _SHAPE_RE.search(text):
+        text, off, shape_spans = _fold_shapes(text, off)
+        spans.extend(shape_spans)
+    if not _TOKEN_RE.search(text):
+        return _result(text, off, spans, [], False) if spans else None
+    chars: list[str] | None = None
+    changed_tokens: list[str] = []
+    capped = False
+    n = len(text)
+    for k, m in enumerate(_TOKEN_RE.finditer(text)):
+        if k >= _MAX_TOKENS:
+            capped = True
+            break
+        s, e = m.span()
+        if (s > 0 and text[s - 1] in _TOKEN_CHARS) or (e < n and text[e] in _TOKEN_CHARS):
+            continue
+        tok = text[s:e]
+        new = _deleet_token(tok, text[e:e + 1])
+        if new is None:
+            continue
+        if chars is None:
+            chars = list(text)
+        chars[s:e] = new
+        spans.append((s, e))
+        changed_tokens.append(new)
+    if not spans:
+        return None
+    out = "".join(chars) if chars is not None else text
+    return _result(out, off, spans, changed_tokens, capped)
+
+
+def _result(text: str, off: np.ndarray, spans: list[tuple[int, int]], words: list[str], capped: bool) -> Rewrite:
+    lo = min(s for s, _ in spans)
+    hi = max(e for _, e in spans)
+    return Rewrite(text, off, len(spans), int(off[lo]), int(off[hi - 1]) + 1, " ".join(words)[:80], capped)
+
+
+def _deleet_token(tok: str, after: str) -> str | None:
+    """The token with its leet symbols folded, or ``None`` when it does not look like leetspeak."""
+    letters = sum(c.isalpha() for c in tok)
+    leet = [c for c in tok if c in LEET]
+    if letters < 2 or not leet:
+        return None
+    kinds = set(leet)
+    if kinds <= {"@"} and after == ".":
+        return None                      # an e-mail address
+    if kinds <= _WEAK and letters < 4:
+        return None                      # "a+b", "x|y"
+    if len(tok) >= 6 and set(tok) <= _HEX:
+        return None                      # a hash or hex id
+    if len(tok) > 24 or (len(tok) > 12 and len(leet) < 2):
+        return None                      # an identifier, key or encoded blob, not a word
+    out = []
+    for i, c in enumerate(tok):
+        if c == "1" and ((i > 0 and tok[i - 1] in "1l") or (i + 1 < len(tok) and tok[i + 1] in "1l")):
+            out.append("l")
+        else:
+            out.append(LEET.get(c, c))
+    return "".join(out)
+
+
+def _fold_shapes(text: str, off: np.ndarray) -> tuple[str, np.ndarray, list[tuple[int, int]]]:
+    """Replace multi-character letter shapes such as ``|\\/|`` next to letters."""
+    edits: list[tuple[int, int, str]] = []
+    for k, m in enumerate(_SHAPE_RE.finditer(text)):
+        if k >= _MAX_TOKENS:
+            break
+        s, e = m.span()
+        if text[s].isalpha():
+            s += 1
+        if e > s and text[e - 1].isalpha():
+            e -= 1
+        has_left = m.start() < s
+        has_right = e < m.end()
+        if not (has_left or has_right) or (s > 0 and text[s - 1] == ":"):
+            continue
+        piece = text[s:e]
+        for shape, letter in _SHAPES:
+            if piece == shape:
+                edits.append((s, e, letter))
+                break
+    if not edits:
+        return text, off, []
+    new_text, new_off = apply_edits(text, off, edits)
+    # Positions of the replaced letters in the new text.
+    spans = []
+    shift = 0
+    for s, e, _ in edits:
+        spans.append((s - shift, s - shift + 1))
+        shift += e - s - 1
+    return new_text, new_off, spans
+
+
+def despace(text: str, off: np.ndarray) -> Rewrite | None:
+    """Join runs of 4+ single letters split by spaces/dots/dashes/underscores; ``None`` if none."""
+    if not _SPACED_RE.search(text):
+        return None
+    edits: list[tuple[int, int, str]] = []
+    joined: list[str] = []
+    spans: list[tuple[int, int]] = []
+    budget = _MAX_SPACED_CHARS
+    capped = False
+    n = len(text)
+    for m in _SPACED_RE.finditer(text):
+        s, e = m.span()
+        budget -= e - s
+        if budget < 0:
+            capped = True
+            break
+        letters, seps = _split_run(text, s, e)
+        # Trim letters that belong to a longer word on either side ("hello w o r l d").
+        if s > 0 and text[s - 1].isalnum():
+            letters, seps = letters[1:], seps[1:]
+        if e < n and text[e].isalnum():
+            letters, seps = letters[:-1], seps[:-1]
+        if len(letters) < 4:
+            continue
+        dominant = Counter(text[a:b] for a, b in seps).most_common(1)[0][0]
+        word = [text[letters[0]]]
+        for (a, b), nxt in zip(seps, letters[1:], strict=True):
+            sep = text[a:b]
+            wide = sep == " " and off[a + 1] - off[a] >= 2   # two or more spaces in the original
+            if sep == dominant and not wide:
+                edits.append((a, b, ""))
+            else:
+                edits.append((a, b, " "))
+                word.append(" ")
+            word.append(text[nxt])
+        joined.append("".join(word))
+        spans.append((letters[0], letters[-1] + 1))
+    if not edits:
+        return None
+    out, new_off = apply_edits(text, off, edits)
+    lo = spans[0][0]
+    hi = spans[-1][1]
+    return Rewrite(out, new_off, len(spans), int(off[lo]), int(off[hi - 1]) + 1, " | ".join(joined)[:80], capped)
+
+
+def _split_run(text: str, s: int, e: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """Letter positions and separator spans of a matched spaced run."""
+    letters: list[int] = []
+    seps: list[tuple[int, int]] = []
+    i = s
+    while i < e:
+        letters.append(i)
+        j = i + 1
+        while j < e and not text[j].isalpha():
+            j += 1
+        if j < e:
+            seps.append((i + 1, j))
+        i = j
+    return letters, seps
