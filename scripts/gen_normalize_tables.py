@@ -15,7 +15,7 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parents[1] / "src" / "aimds" / "normalize" / "_tables.py"
 
 # Character class bits (keep in sync with aimds.normalize.fold).
-WS_SPACE, WS_NL, INVIS, BIDI, TAG, SOFT, STYLED, MARK, CONF, FOREIGN = (1 << i for i in range(10))
+WS_SPACE, WS_NL, INVIS, BIDI, TAG, SOFT, STYLED, MARK, CONF, FOREIGN, WORD, CHANGED = (1 << i for i in range(12))
 
 BIDI_CONTROLS = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 # Removed but not suspicious by themselves: they occur in ordinary Indic, Persian, Arabic, Hebrew text
@@ -130,6 +130,8 @@ def main() -> None:
             add_bits(cp, INVIS)
             fold[cp] = ""
             continue
+        if cat[0] in "LMN":
+            add_bits(cp, WORD)
         if any(lo <= cp < hi for lo, hi in MARK_RANGES) and cat.startswith("M"):
             add_bits(cp, MARK)
         if any(name.startswith(s + " ") for s in FOREIGN_SCRIPTS) and cat.startswith("L"):
@@ -152,6 +154,8 @@ def main() -> None:
             if len(folded) == 1:
                 add_bits(ord(folded), CONF)
 
+    for cp in fold:
+        add_bits(cp, CHANGED)
     # Compress the class bits into ranges of equal value.
     ranges: list[tuple[int, int, int]] = []
     for cp in sorted(bits):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from html.entities import html5
@@ -37,13 +39,29 @@ _B64 = r"[A-Za-z0-9+/_\-]{%d,}={0,2}"
 
 
 @cache
-def _candidates_re(min_len: int) -> re2._Regexp:
-    # Alternatives in priority order: at one position the first that matches wins.
+def _candidates_re(min_len: int) -> tuple[re2._Regexp, tuple[tuple[str, re2._Regexp], ...]]:
+    """One pattern for "is there any candidate" and one per kind, in priority order.
+
+    No capture groups: RE2 then finds matches with its DFA alone, fast even on megabyte runs.
+    """
     b64 = _B64 % max(min_len, 8)
-    return re2.compile(f"({_INLINE})|({_BINARY})|({_MORSE})|({_HEX})|({b64})")
+    kinds = (("inline", _INLINE), ("binary", _BINARY), ("morse", _MORSE), ("hex", _HEX), ("base64", b64))
+    anyone = re2.compile("|".join(f"(?:{p})" for _, p in kinds))
+    return anyone, tuple((k, re2.compile(p)) for k, p in kinds)
 
 
-_KINDS = ("inline", "binary", "morse", "hex", "base64")
+def _candidates(text: str, min_len: int) -> Iterator[tuple[int, int, int, str]]:
+    """Candidate runs of every kind, lazily, ordered by start then priority: (start, prio, end, kind)."""
+    _any, per_kind = _candidates_re(min_len)
+
+    def runs(prio: int, kind: str, rx: re2._Regexp) -> Iterator[tuple[int, int, int, str]]:
+        for m in rx.finditer(text):
+            s, e = m.span()
+            yield s, prio, e, kind
+
+    return heapq.merge(*(runs(i, k, rx) for i, (k, rx) in enumerate(per_kind)))
+
+
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
 _B32_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=")
@@ -105,7 +123,11 @@ def decode_views(original: str, folded: View, limits: Limits, start: float | Non
     """Decoded views of ``original`` (encoded runs) and of ``folded`` (rot13/Caesar/reversed)."""
     t0 = time.perf_counter() if start is None else start
     ctx = _Ctx(original, limits, t0 + limits.time_budget_ms / 1000.0)
-    _scan(ctx, original, "", 0, None)
+    try:
+        _scan(ctx, original, "", 0, None)
+    except UnicodeEncodeError:
+        # Lone surrogates (RE2 needs UTF-8): scan a copy where each is "?" (same positions).
+        _scan(ctx, original.encode("utf-8", "replace").decode("utf-8"), "", 0, None)
     if not ctx.stopped:
         for kind, s, e, text in shifted_segments(folded.text):
             o = folded.to_original(s, e)
@@ -117,11 +139,14 @@ def _scan(ctx: _Ctx, text: str, chain: str, depth: int, origin: tuple[int, int] 
     """Find and decode the encoded runs of ``text`` (nesting level ``depth``)."""
     if ctx.stopped:
         return
-    cre = _candidates_re(ctx.limits.min_encoded_len)
-    if not cre.search(text):
+    anyone, _ = _candidates_re(ctx.limits.min_encoded_len)
+    if not anyone.search(text):
         return
     inline: list[tuple[int, int, str, str, int]] = []
-    for m in cre.finditer(text):
+    done_until = -1          # end of the last run that decoded: overlapping candidates are skipped
+    for s, _prio, e, kind in _candidates(text, ctx.limits.min_encoded_len):
+        if s < done_until:
+            continue
         if ctx.stopped or ctx.over_time():
             return
         ctx.attempts += 1
@@ -129,12 +154,15 @@ def _scan(ctx: _Ctx, text: str, chain: str, depth: int, origin: tuple[int, int] 
             ctx.bound(f"more than {_MAX_ATTEMPTS} candidate runs: the rest were not decoded")
             ctx.stopped = True
             break
-        kind = _KINDS[m.lastindex - 1] if m.lastindex else "base64"
-        s, e = m.span()
+        cap = _run_cap(kind, ctx.limits)
+        if e - s > cap:
+            e = s + cap
+            ctx.bound(f"an encoded run longer than {cap} characters was cut")
         got = _decode_run(kind, text, s, e, ctx.limits.min_encoded_len)
         if got is None:
             continue
         step, decoded, escapes = got
+        done_until = e
         if depth + 1 > ctx.limits.max_decode_depth:
             ctx.bound(f"max_decode_depth={ctx.limits.max_decode_depth} reached: deeper encodings not decoded")
             return
@@ -217,6 +245,16 @@ def _add(ctx: _Ctx, step: str, decoded: str, depth: int, origin: tuple[int, int]
 
 # -- individual decoders ---------------------------------------------------------------------------
 
+_SLOW_KINDS = ("inline", "binary", "morse")   # decoded group by group in Python
+_SLOW_CAP = 24_000
+
+
+def _run_cap(kind: str, limits: Limits) -> int:
+    """Longest run worth decoding: its decoding could not be kept beyond ``max_decoded_chars``."""
+    cap = 2 * limits.max_decoded_chars + 16
+    return min(cap, _SLOW_CAP) if kind in _SLOW_KINDS else cap
+
+
 def _decode_run(kind: str, text: str, s: int, e: int, min_len: int) -> tuple[str, str, int] | None:
     """Decode one candidate run: ``(step name, decoded text, escapes count)`` or ``None``."""
     run = text[s:e]
@@ -235,13 +273,7 @@ def _decode_run(kind: str, text: str, s: int, e: int, min_len: int) -> tuple[str
             out = _bytes_text(data)
             if out is not None and _texty(out):
                 return "hex", out, 0
-        # A plain hex-looking run may be the start of a base64 run: try that below.
-        end = e
-        while end < len(text) and text[end] in _B64_CHARS:
-            end += 1
-        run = text[s:end].strip(" ,:;-")
-        if len(run) < min_len or not set(run) <= _B64_CHARS:
-            return None
+        return None
     if len(run) < min_len:
         return None
     if set(run) <= _B32_CHARS and len(run.rstrip("=")) % 8 in (0, 2, 4, 5, 7):

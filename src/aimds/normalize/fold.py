@@ -19,7 +19,7 @@ The suspicious things seen on the way are returned as :class:`~aimds.normalize.v
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -27,9 +27,8 @@ import re2
 
 from aimds.normalize.views import Signal
 
-WS_SPACE, WS_NL, INVIS, BIDI, TAG, SOFT, STYLED, MARK, CONF, FOREIGN = (1 << i for i in range(10))
+WS_SPACE, WS_NL, INVIS, BIDI, TAG, SOFT, STYLED, MARK, CONF, FOREIGN, WORD, CHANGED = (1 << i for i in range(12))
 
-_MAX_WORD_EDITS = 5000          # mixed-script words fixed one by one; past this, fold them all at once
 _BOM = 0xFEFF
 _WAVING_FLAG = 0x1F3F4          # emoji flag tag sequences (England, Scotland, Wales) start with it
 _CANCEL_TAG = 0xE007F
@@ -45,10 +44,6 @@ class Tables:
     cls: np.ndarray             # uint16 per code point: class bits
     cross: dict[str, str]       # look-alike (lowercase) -> ASCII
     upper: dict[str, str]       # capital look-alike (original) -> ASCII
-    mixed_re: re2._Regexp       # an ASCII letter next to a look-alike
-    mixed_word_re: re2._Regexp  # a whole word that mixes them
-    conf_word_re: re2._Regexp   # a word of 3+ look-alikes only
-    cross_table: dict[int, str] = field(default_factory=dict)
 
 
 @cache
@@ -62,24 +57,17 @@ def tables() -> Tables:
     cls = np.zeros(0x110000, np.uint16)
     for lo, hi, bits in t.CLASS_RANGES:
         cls[lo:hi] = bits
-    conf_chars = set(t.CROSS_SCRIPT)
-    for ch in t.UPPER_ONLY:
-        f = t.FOLD.get(ord(ch), ch)
-        if len(f) == 1:
-            conf_chars.add(f)
-    klass = "[" + "".join(sorted(conf_chars)) + "]"
-    word = r"[\pL\pM\pN]"
+    fold_map = dict(t.FOLD)
+    # Lone surrogates (possible in Python strings, not in UTF-8) become U+FFFD, one for one.
+    fold_map.update(dict.fromkeys(range(0xD800, 0xE000), "\ufffd"))
+    cls[0xD800:0xE000] |= CHANGED
     return Tables(
-        fold=t.FOLD,
+        fold=fold_map,
         ascii_fold={k: v for k, v in t.FOLD.items() if k < 128},
         length=length,
         cls=cls,
         cross=dict(t.CROSS_SCRIPT),
         upper=dict(t.UPPER_ONLY),
-        mixed_re=re2.compile(f"[a-z]{klass}|{klass}[a-z]"),
-        mixed_word_re=re2.compile(f"{word}*(?:[a-z]{klass}|{klass}[a-z]){word}*"),
-        conf_word_re=re2.compile(f"{klass}{{3,}}"),
-        cross_table={ord(k): v for k, v in t.CROSS_SCRIPT.items()},
     )
 
 
@@ -124,16 +112,30 @@ def _fold_general(text: str, cps: np.ndarray, *, ascii_only: bool, with_signals:
     n = len(text)
     lens = t.length[cps]
     signals: list[Signal] = []
-    t1 = text.translate(t.ascii_fold if ascii_only else t.fold)
     off: np.ndarray | None = None
-    if len(t1) != n or not (lens == 1).all():
-        off = np.repeat(np.arange(n, dtype=np.int64), lens)
     if ascii_only:
+        t1 = text.translate(t.ascii_fold)
+        if len(t1) != n:
+            off = np.repeat(np.arange(n, dtype=np.int64), lens)
         c1 = np.frombuffer(t1.encode("ascii"), np.uint8)
     else:
-        c1 = np.frombuffer(t1.encode("utf-32-le", "surrogatepass"), "<u4")
+        cls = t.cls[cps]
+        changed = (cls & CHANGED) != 0
+        if not changed.any():
+            c1 = cps
+        elif (lens == 1).all():
+            # One-for-one replacements only (capitals, full-width forms...): no string pass needed.
+            pos = np.flatnonzero(changed)
+            uniq, inv = np.unique(cps[pos], return_inverse=True)
+            rep = np.array([ord(t.fold[x]) for x in uniq.tolist()], np.uint32)
+            c1 = cps.astype(np.uint32, copy=True)
+            c1[pos] = rep[inv]
+        else:
+            t1 = text.translate(t.fold)
+            off = np.repeat(np.arange(n, dtype=np.int64), lens)
+            c1 = np.frombuffer(t1.encode("utf-32-le", "surrogatepass"), "<u4")
         if with_signals:
-            signals.extend(_char_signals(text, cps, t.cls[cps]))
+            signals.extend(_char_signals(text, cps, cls))
         c1, off, dropped = _drop_marks(c1, off, t)
         if len(dropped) >= 3 and with_signals:
             signals.append(Signal("combining", *_span(dropped), len(dropped)))
@@ -142,14 +144,13 @@ def _fold_general(text: str, cps: np.ndarray, *, ascii_only: bool, with_signals:
         if len(ctrl):
             signals.append(Signal("invisible", int(ctrl[0]), int(ctrl[-1]) + 1, len(ctrl)))
     c2, off = _collapse_ws(c1, off)
-    out = _decode(c2, ascii_only)
-    offsets = np.arange(len(out), dtype=np.int64) if off is None else off
-    offsets = np.append(offsets, np.int64(n))
-    if not ascii_only and not out.isascii():
-        out, changed = _fold_confusables(text, out, offsets, t)
+    offsets = np.arange(len(c2), dtype=np.int64) if off is None else off
+    if not ascii_only and len(c2) and int(c2.max()) >= 128:
+        c2, changed = _fold_confusables(cps, c2, offsets, t)
         if len(changed) and with_signals:
-            _merge_homoglyph(signals, offsets[changed])
-    return Folded(out, offsets, signals)
+            _merge_homoglyph(signals, changed)
+    out = _decode(c2, ascii_only)
+    return Folded(out, np.append(offsets, np.int64(n)), signals)
 
 
 def _span(pos: np.ndarray) -> tuple[int, int]:
@@ -221,15 +222,21 @@ def _drop_marks(
     is_mark = (cls & MARK) != 0
     if not is_mark.any():
         return c, off, _NONE
-    idx = np.arange(len(c), dtype=np.int64)
-    base = np.maximum.accumulate(np.where(is_mark, -1, idx))
-    base_c = c[np.maximum(base, 0)]
-    drop = is_mark & (base >= 0) & (((base_c | 32) >= 97) & ((base_c | 32) <= 122))
-    if not drop.any():
+    marks = np.flatnonzero(is_mark)
+    bases = np.flatnonzero(~is_mark)
+    if not len(bases):
         return c, off, _NONE
-    keep = ~drop
-    dropped = idx[drop] if off is None else off[drop]
-    new_off = idx[keep] if off is None else off[keep]
+    k = np.searchsorted(bases, marks) - 1          # the last non-mark before each mark
+    has_base = k >= 0
+    base_c = c[bases[np.maximum(k, 0)]]
+    low = base_c | 32
+    drop_pos = marks[has_base & (low >= 97) & (low <= 122) & (base_c < 128)]
+    if not len(drop_pos):
+        return c, off, _NONE
+    keep = np.ones(len(c), bool)
+    keep[drop_pos] = False
+    dropped = drop_pos.astype(np.int64) if off is None else off[drop_pos]
+    new_off = np.flatnonzero(keep).astype(np.int64) if off is None else off[keep]
     return c[keep], new_off, dropped
 
 
@@ -263,60 +270,54 @@ def _collapse_ws(c: np.ndarray, off: np.ndarray | None) -> tuple[np.ndarray, np.
     return vals[keep], new_off
 
 
-def _cps(s: str) -> np.ndarray:
-    return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), "<u4")
+def _fold_confusables(
+    orig_cps: np.ndarray, c: np.ndarray, offsets: np.ndarray, t: Tables
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold look-alike letters in mixed-script words (vectorised).
 
-
-def _fold_confusables(original: str, out: str, offsets: np.ndarray, t: Tables) -> tuple[str, np.ndarray]:
-    """Fold look-alike letters inside mixed-script words; returns the text and the changed positions."""
-    changed: list[int] = []
-    chars: list[str] | None = None
-    if t.mixed_re.search(out):
-        chars = list(out)
-        count = 0
-        for m in t.mixed_word_re.finditer(out):
-            s, e = m.span()
-            if e - s < 3:
-                continue
-            count += 1
-            if count > _MAX_WORD_EDITS:
-                # Hostile volume: fold every look-alike in the text at C speed.
-                folded = out.translate(t.cross_table)
-                return folded, np.flatnonzero(_cps(out) != _cps(folded))
-            for i in range(s, e):
-                ch = chars[i]
-                if ch < "\x80":
-                    continue
-                rep = t.upper.get(original[int(offsets[i])]) or t.cross.get(ch)
-                if rep is not None:
-                    chars[i] = rep
-                    changed.append(i)
-    # A script used only for look-alike letters next to ASCII text (e.g. whole words spelled with
+    ``c`` are the folded code points and ``offsets`` their original positions. Returns the new
+    code points and the original positions of the folded letters.
+    """
+    cls = t.cls[c]
+    conf = (cls & CONF) != 0
+    if not conf.any():
+        return c, _NONE
+    low = c | 32
+    ascii_letter = (low >= 97) & (low <= 122) & (c < 128)
+    if not ascii_letter.any():
+        return c, _NONE
+    word = ((cls & WORD) != 0) | ascii_letter | ((c >= 48) & (c <= 57))
+    prev = np.empty(len(c), bool)
+    prev[0] = False
+    prev[1:] = word[:-1]
+    word_id = np.cumsum(word & ~prev)
+    nwords = int(word_id[-1]) + 1
+    length = np.bincount(word_id[word], minlength=nwords)
+    n_ascii = np.bincount(word_id[ascii_letter], minlength=nwords)
+    n_conf = np.bincount(word_id[conf & word], minlength=nwords)
+    target = (n_ascii > 0) & (n_conf > 0) & (length >= 3)
+    # A script used only for look-alike letters next to ASCII text (whole words spelt with
     # Cyrillic а/е/о/р/с amid English) is folded too; real Russian or Greek text always has letters
     # without a Latin twin, so it is left alone.
-    cur = "".join(chars) if chars is not None else out
-    if t.conf_word_re.search(cur):
-        cps = _cps(cur)
-        cls = t.cls[cps]
-        foreign_plain = ((cls & FOREIGN) != 0) & ((cls & CONF) == 0)
-        has_ascii_letters = bool((((cps | 32) >= 97) & ((cps | 32) <= 122)).any())
-        if has_ascii_letters and not foreign_plain.any():
-            chars = list(cur)
-            for count, m in enumerate(t.conf_word_re.finditer(cur)):
-                if count > _MAX_WORD_EDITS:
-                    break
-                s, e = m.span()
-                if (s > 0 and cur[s - 1].isalpha()) or (e < len(cur) and cur[e].isalpha()):
-                    continue
-                for i in range(s, e):
-                    rep = t.upper.get(original[int(offsets[i])]) or t.cross.get(chars[i])
-                    if rep is not None:
-                        chars[i] = rep
-                        changed.append(i)
-    if not changed:
-        return out, _NONE
-    assert chars is not None
-    return "".join(chars), np.asarray(changed, np.int64)
+    foreign_plain = ((cls & FOREIGN) != 0) & ~conf
+    if not foreign_plain.any():
+        target |= (n_conf == length) & (length >= 3)
+    pos = np.flatnonzero(conf & word & target[word_id])
+    if not len(pos):
+        return c, _NONE
+    orig = orig_cps[offsets[pos]]
+    u_orig, inv_orig = np.unique(orig, return_inverse=True)
+    rep_upper = np.array([ord(t.upper.get(chr(x), "\0")) for x in u_orig.tolist()], np.uint32)
+    u_cur, inv_cur = np.unique(c[pos], return_inverse=True)
+    rep_cross = np.array([ord(t.cross.get(chr(x), "\0")) for x in u_cur.tolist()], np.uint32)
+    rep = rep_upper[inv_orig]
+    rep = np.where(rep != 0, rep, rep_cross[inv_cur])
+    ok = rep != 0
+    if not ok.any():
+        return c, _NONE
+    out = c.astype(np.uint32, copy=True)
+    out[pos[ok]] = rep[ok]
+    return out, offsets[pos[ok]]
 
 
 def _merge_homoglyph(signals: list[Signal], changed: np.ndarray) -> None:

@@ -28,7 +28,7 @@ _TOKEN_RE = re2.compile(
 _SHAPES = (("|\\/|", "m"), ("/\\/\\", "m"), ("\\/\\/", "w"), ("|\\|", "n"), ("|-|", "h"), ("|_|", "u"),
            ("\\/", "v"), ("/\\", "a"))
 _SHAPE_RE = re2.compile(r"[a-z]?(?:\|\\/\||/\\/\\|\\/\\/|\|\\\||\|-\||\|_\||\\/|/\\)[a-z]?")
-_MAX_TOKENS = 20_000
+_MAX_TOKENS = 4_000
 _SPACED_RE = re2.compile(r"\pL(?:[ ._\-*/|~]{1,3}\pL){3,}")
 _MAX_SPACED_CHARS = 400_000
 
@@ -88,7 +88,9 @@ def _result(text: str, off: np.ndarray, spans: list[tuple[int, int]], words: lis
 
 def _deleet_token(tok: str, after: str) -> str | None:
     """The token with its leet symbols folded, or ``None`` when it does not look like leetspeak."""
-    letters = sum(c.isalpha() for c in tok)
+    if len(tok) > 24:
+        return None                      # an identifier, key or encoded blob, not a word
+    letters = sum(map(str.isalpha, tok))
     leet = [c for c in tok if c in LEET]
     if letters < 2 or not leet:
         return None
@@ -99,7 +101,7 @@ def _deleet_token(tok: str, after: str) -> str | None:
         return None                      # "a+b", "x|y"
     if len(tok) >= 6 and set(tok) <= _HEX:
         return None                      # a hash or hex id
-    if len(tok) > 24 or (len(tok) > 12 and len(leet) < 2):
+    if len(tok) > 12 and len(leet) < 2:
         return None                      # an identifier, key or encoded blob, not a word
     out = []
     for i, c in enumerate(tok):

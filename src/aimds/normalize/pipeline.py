@@ -18,6 +18,18 @@ from aimds.normalize.leet import deleet, despace
 from aimds.normalize.views import Limits, Signal, View, Views
 
 
+def warm_up() -> None:
+    """Build the lazily loaded tables now (a few tens of ms) instead of on the first request."""
+    from aimds.normalize.decoders import _candidates_re
+    from aimds.normalize.fold import tables
+    from aimds.normalize.words import reversed_words, shifted_words
+
+    tables()
+    shifted_words()
+    reversed_words()
+    _candidates_re(Limits().min_encoded_len)
+
+
 def _as_tuple(off: np.ndarray) -> tuple[int, ...]:
     return tuple(off.tolist())
 
