@@ -1,0 +1,1 @@
+"""Training-time helpers: synthetic data generation for the classifier."""

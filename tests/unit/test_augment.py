@@ -1,0 +1,248 @@
+"""The synthetic data generator: deterministic, well-formed, varied, and its encodings really decode."""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import json
+import random
+import unicodedata
+import urllib.parse
+
+import pytest
+
+from aimds.train import augment
+from aimds.train.augment import (
+    CATEGORIES,
+    FAMILIES,
+    HOMOGLYPHS,
+    LEET,
+    PREBOUND_VARS,
+    ZERO_WIDTH,
+    generate,
+    generate_samples,
+    load_grammar,
+)
+
+ATTACK_CATEGORIES = {"prompt_injection", "indirect_injection", "jailbreak", "prompt_leak", "obfuscation"}
+# Words at least one of which any English attack payload contains.
+ATTACK_WORDS = (
+    "ignore", "disregard", "forget", "instruction", "prompt", "rule", "password", "reveal", "system",
+    "restriction", "unfiltered", "how to", "how do i", "send", "email", "tool", "run", "execute", "iban",
+    "admin", "secret", "key", "delete", "upload", "transfer", "guide", "policy", "say", "print", "access",
+    "filter", "guideline", "config", "chat", "phishing", "task", "orders", "prior", "above", "instead",
+    "approve", "pretend", "answer", "disable", "grant", "tell", "give", "insult", "claim", "recommend",
+    "write", "refund", "leak", "list", "output", "respond", "repeat", "reply", "rate", "developer",
+    "context", "verbatim", "forwarding",
+)
+
+
+@pytest.fixture(scope="module")
+def small() -> list[dict]:
+    return generate(seed=7, n_per_family=40)
+
+
+@pytest.fixture(scope="module")
+def full() -> list[dict]:
+    return generate()
+
+
+def test_same_seed_same_rows() -> None:
+    assert generate(seed=21, n_per_family=25) == generate(seed=21, n_per_family=25)
+
+
+def test_other_seed_other_rows() -> None:
+    a = {r["text"] for r in generate(seed=1, n_per_family=25)}
+    b = {r["text"] for r in generate(seed=2, n_per_family=25)}
+    assert len(a & b) < len(a) // 2
+
+
+def test_global_random_untouched() -> None:
+    state = random.getstate()
+    generate(seed=3, n_per_family=10)
+    assert random.getstate() == state
+
+
+def test_rows_are_well_formed(small: list[dict]) -> None:
+    for row in small:
+        assert set(row) == {"text", "label", "category", "source", "lang"}
+        assert isinstance(row["text"], str) and row["text"].strip() == row["text"] and row["text"]
+        assert row["label"] in (0, 1)
+        assert row["category"] in CATEGORIES
+        assert row["label"] == (row["category"] in ATTACK_CATEGORIES), row
+        assert row["source"].startswith("synth:") and row["source"][6:] in FAMILIES
+        assert isinstance(row["lang"], str) and 2 <= len(row["lang"]) <= 3
+
+
+def test_every_family_present(small: list[dict]) -> None:
+    counts = {name: 0 for name in FAMILIES}
+    for row in small:
+        counts[row["source"][6:]] += 1
+    assert counts == {name: 40 for name in FAMILIES}
+
+
+def test_default_sizes_and_balance(full: list[dict]) -> None:
+    counts: dict[str, int] = {}
+    for row in full:
+        counts[row["source"]] = counts.get(row["source"], 0) + 1
+    for name, fam in FAMILIES.items():
+        assert counts[f"synth:{name}"] == fam.default_n, name
+    attacks = sum(r["label"] for r in full)
+    ratio = (len(full) - attacks) / attacks
+    assert 1.1 <= ratio <= 1.5, ratio
+    assert {r["category"] for r in full} == set(CATEGORIES)
+
+
+def test_no_duplicates(full: list[dict]) -> None:
+    texts = [r["text"] for r in full]
+    assert len(set(texts)) == len(texts)
+    keys = [" ".join(unicodedata.normalize("NFKC", t).casefold().split()) for t in texts]
+    assert len(set(keys)) == len(keys)
+
+
+def test_languages_covered(full: list[dict]) -> None:
+    ml = {r["lang"] for r in full if r["source"] == "synth:multilingual"}
+    assert ml == set(load_grammar().langs)
+    assert len(ml) >= 16
+    benign_ml = {r["lang"] for r in full if r["source"] == "synth:benign_ml"}
+    assert benign_ml == ml
+
+
+def test_grammar_references_resolve() -> None:
+    g = load_grammar()
+    for kind, name in g.refs():
+        if kind == "fn":
+            assert name in augment._FUNCS, name
+        elif kind == "var":
+            assert name in g.slots or name in PREBOUND_VARS, name
+        else:
+            assert name in g.slots, f"{kind} {name}"
+    for code, table in g.langs.items():
+        assert set(table) == {"greet", "ovr", "goal", "leak", "jb", "harm", "benign", "hard"}, code
+
+
+def test_lengths_vary(full: list[dict]) -> None:
+    lengths = sorted(len(r["text"]) for r in full)
+    assert lengths[len(lengths) // 10] < 80
+    assert lengths[-len(lengths) // 10] > 300
+    assert sum(n > 1000 for n in lengths) > len(lengths) // 100
+    jb = [r["text"] for r in full if r["category"] == "jailbreak"]
+    assert sum("\n\n" in t for t in jb) > len(jb) // 4
+
+
+def _decode(method: str, enc: str) -> str:
+    if method == "base64":
+        return base64.b64decode(enc, validate=True).decode()
+    if method == "hex":
+        return bytes.fromhex(enc.replace("\\x", "").replace(" ", "")).decode()
+    if method == "rot13":
+        return codecs.decode(enc, "rot_13")
+    if method == "reverse":
+        return enc[::-1]
+    if method == "reverse_words":
+        return " ".join(reversed(enc.split(" ")))
+    if method == "tags":
+        return "".join(chr(ord(c) - 0xE0000) for c in enc)
+    if method == "fullwidth":
+        return unicodedata.normalize("NFKC", enc)
+    if method == "url":
+        return urllib.parse.unquote(enc)
+    if method == "zero_width":
+        return "".join(c for c in enc if c not in ZERO_WIDTH)
+    if method == "homoglyph":
+        back = {v: k for k, v in HOMOGLYPHS.items()}
+        return "".join(back.get(c, c) for c in enc)
+    raise AssertionError(method)
+
+
+def test_obfuscated_rows_contain_real_encodings() -> None:
+    samples = generate_samples(seed=5, n_per_family=400, families=["obfuscation"])["obfuscation"]
+    methods = {s.meta["method"] for s in samples}
+    assert methods == set(augment._OBF_METHODS)
+    for s in samples:
+        m, payload = s.meta["method"], s.meta["payload"]
+        if m == "mixed":
+            assert payload in s.text
+            continue
+        if m == "split":
+            parts = s.meta["parts"]
+            assert "".join(parts) == payload and len(parts) >= 2
+            assert all(p in s.text for p in parts)
+        else:
+            enc = s.meta["encoded"]
+            assert enc in s.text and enc != payload
+            if m == "leet":
+                assert len(enc) == len(payload)
+                assert all(e == p or e == LEET.get(p.lower()) for e, p in zip(enc, payload, strict=True))
+            elif m == "spaced":
+                strip = str.maketrans("", "", " .-_")
+                assert enc.translate(strip) == payload.translate(strip)
+            else:
+                assert _decode(m, enc) == payload, (m, enc)
+        assert len(payload.split()) >= 3 or s.lang in ("zh", "ja")
+    english = [s.meta["payload"].lower() for s in samples if s.lang == "en" and s.meta["method"] != "mixed"]
+    hits = sum(any(w in p for w in ATTACK_WORDS) for p in english)
+    assert hits >= 0.9 * len(english)
+
+
+def test_base64_rows_decode_to_attack_sentences() -> None:
+    samples = generate_samples(seed=11, n_per_family=300, families=["obfuscation"])["obfuscation"]
+    b64 = [s for s in samples if s.meta["method"] == "base64" and s.lang == "en"]
+    assert len(b64) >= 10
+    for s in b64:
+        token = next(t.strip(".,:;\"'()[]") for t in s.text.split() if t.strip(".,:;\"'()[]") == s.meta["encoded"])
+        decoded = base64.b64decode(token).decode()
+        assert any(w in decoded.lower() for w in ATTACK_WORDS), decoded
+
+
+def test_indirect_payload_is_inside_the_document() -> None:
+    samples = generate_samples(seed=4, n_per_family=200, families=["indirect", "exfil"])
+    kinds = set()
+    for fam in ("indirect", "exfil"):
+        for s in samples[fam]:
+            if s.meta.get("kind") in (None, "direct"):
+                continue
+            kinds.add(s.meta["kind"])
+            if s.meta["kind"] == "json":
+                assert json.dumps(s.meta["payload"], ensure_ascii=False)[1:-1] in s.text or \
+                    json.dumps(s.meta["payload"])[1:-1] in s.text
+            else:
+                assert s.meta["payload"] in s.text
+    assert {"email", "web", "code_py", "table", "json", "markdown"} <= kinds
+
+
+def test_carriers_host_payloads() -> None:
+    marker = "The quarterly harvest festival in the valley draws farmers from every village"
+    carriers = [f"{marker} number {i}. It lasts three days.\n\nStalls sell bread and honey." for i in range(5)]
+    samples = generate_samples(seed=9, n_per_family=120, carriers=carriers, families=["indirect"])["indirect"]
+    hosted = [s for s in samples if s.meta["kind"] == "external"]
+    assert hosted
+    for s in hosted:
+        assert marker in s.text and s.meta["payload"] in s.text and s.label == 1
+    assert generate(seed=9, n_per_family=5, carriers=carriers) == generate(seed=9, n_per_family=5, carriers=carriers)
+
+
+def test_benign_docs_share_carriers_with_attacks() -> None:
+    samples = generate_samples(seed=2, n_per_family=200, families=["hard_docs"])["hard_docs"]
+    kinds = {s.meta.get("kind") for s in samples}
+    assert {"email", "web", "json", "table", "code_py"} <= kinds
+    assert all(s.label == 0 for s in samples)
+
+
+def test_cli_writes_jsonl(tmp_path, capsys) -> None:
+    out = tmp_path / "rows.jsonl"
+    assert augment.main(["--seed", "3", "--n", "6", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 6 * len(FAMILIES)
+    printed = capsys.readouterr().out
+    assert "synth:override" in printed and "total" in printed
+
+
+def test_grammar_syntax_errors() -> None:
+    g = augment.Grammar({"a": ["x"]}, {})
+    rng = random.Random(0)
+    assert g.expand("{a}{{b}}{x|}", rng) in ("x{b}x", "x{b}")
+    assert g.expand("{$a}-{$a}", rng) == "x-x"
+    for bad in ("{a", "a}", "{no such}", "{missing}", "{#nofunc}"):
+        with pytest.raises(augment.GrammarError):
+            g.expand(bad, rng)
