@@ -440,9 +440,15 @@ def _bytes_text(data: bytes | None) -> str | None:
 
 # -- text-likeness -------------------------------------------------------------------------------
 
+_INVISIBLE_DEL = dict.fromkeys([*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065),
+                                 0xFEFF, 0x00AD, *range(0xFE00, 0xFE10)])
+
+
 def _texty(s: str) -> bool:
     """Mostly printable, mostly letters and digits: worth a decoded view."""
     sample = s[:_SAMPLE]
+    if not sample.isascii():
+        sample = sample.translate(_INVISIBLE_DEL)
     stripped = sample.strip()
     if len(stripped) < 4:
         return False
@@ -512,8 +518,10 @@ def _good_segments(text: str, decode: object) -> list[tuple[int, int]]:
     segs: list[tuple[int, int]] = []
     pos = 0
     for piece in text.translate(_DELIM_TABLE).split("\x00"):
-        if piece:
-            segs.append((pos, pos + len(piece)))
+        stripped = piece.lstrip()
+        if stripped.strip():
+            start = pos + len(piece) - len(stripped)
+            segs.append((start, start + len(stripped.rstrip())))
         pos += len(piece) + 1
     good: list[tuple[int, int]] = []
     for s, e in segs:

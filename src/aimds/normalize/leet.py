@@ -22,7 +22,7 @@ _WEAK = frozenset("|!+")
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$|!+")
 _HEX = frozenset("0123456789abcdef")
 _TOKEN_RE = re2.compile(
-    r"[a-z0-9@$|!+]*[a-z][0134578@$|!+]+[a-z][a-z0-9@$|!+]*|[0134578@$]+[a-z]{3}[a-z0-9@$|!+]*"
+    r"[a-z0-9@$|!+]*[a-z][0134578@$|!+]+[a-z][a-z0-9@$|!+]*|[0134578@$]+[a-z]{3}[a-z0-9@$|!+]*|[a-z]{2,}11"
 )
 # Multi-character letter shapes, longest first. Only used next to letters.
 _SHAPES = (("|\\/|", "m"), ("/\\/\\", "m"), ("\\/\\/", "w"), ("|\\|", "n"), ("|-|", "h"), ("|_|", "u"),
