@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 import time
 
@@ -35,8 +36,8 @@ def assert_sound(v: Views) -> None:
             continue
         offs = vw.offsets
         assert len(offs) == len(vw.text) + 1, vw.name
-        assert all(a <= b for a, b in zip(offs, offs[1:], strict=False)), vw.name
-        assert 0 <= offs[0] and offs[-1] <= n, vw.name
+        assert all(a <= b for a, b in itertools.pairwise(offs)), vw.name
+        assert offs[0] >= 0 and offs[-1] <= n, vw.name
         if vw.origin is not None:
             assert 0 <= vw.origin[0] <= vw.origin[1] <= n
     for s in v.signals:
