@@ -57,12 +57,8 @@ def tables() -> Tables:
     cls = np.zeros(0x110000, np.uint16)
     for lo, hi, bits in t.CLASS_RANGES:
         cls[lo:hi] = bits
-    fold_map = dict(t.FOLD)
-    # Lone surrogates (possible in Python strings, not in UTF-8) become U+FFFD, one for one.
-    fold_map.update(dict.fromkeys(range(0xD800, 0xE000), "\ufffd"))
-    cls[0xD800:0xE000] |= CHANGED
     return Tables(
-        fold=fold_map,
+        fold=t.FOLD,
         ascii_fold={k: v for k, v in t.FOLD.items() if k < 128},
         length=length,
         cls=cls,
@@ -97,14 +93,19 @@ def fold(text: str, *, with_signals: bool = True) -> Folded:
         if not _ASCII_ODD.search(raw) and not (n and (text[0] in " \n" or text[-1] in " \n")):
             return Folded(text.lower(), None, [])
         return _fold_general(text, np.frombuffer(raw, np.uint8), ascii_only=True, with_signals=with_signals)
-    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4")
-    return _fold_general(text, cps, ascii_only=False, with_signals=with_signals)
+    try:
+        raw32 = text.encode("utf-32-le")
+    except UnicodeEncodeError:
+        # Lone surrogates: each becomes "?" (one for one, so positions hold). The UTF-8 codec
+        # handles "replace" inline, which is far faster than a per-surrogate error callback.
+        raw32 = text.encode("utf-8", "replace").decode("utf-8").encode("utf-32-le")
+    return _fold_general(text, np.frombuffer(raw32, "<u4"), ascii_only=False, with_signals=with_signals)
 
 
 def _decode(arr: np.ndarray, ascii_only: bool) -> str:
     if ascii_only:
         return arr.astype(np.uint8).tobytes().decode("ascii")
-    return arr.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    return arr.astype("<u4").tobytes().decode("utf-32-le")
 
 
 def _fold_general(text: str, cps: np.ndarray, *, ascii_only: bool, with_signals: bool) -> Folded:
@@ -131,9 +132,8 @@ def _fold_general(text: str, cps: np.ndarray, *, ascii_only: bool, with_signals:
             c1 = cps.astype(np.uint32, copy=True)
             c1[pos] = rep[inv]
         else:
-            t1 = text.translate(t.fold)
             off = np.repeat(np.arange(n, dtype=np.int64), lens)
-            c1 = np.frombuffer(t1.encode("utf-32-le", "surrogatepass"), "<u4")
+            c1 = _expand(cps, lens, changed, t)
         if with_signals:
             signals.extend(_char_signals(text, cps, cls))
         c1, off, dropped = _drop_marks(c1, off, t)
@@ -151,6 +151,32 @@ def _fold_general(text: str, cps: np.ndarray, *, ascii_only: bool, with_signals:
             _merge_homoglyph(signals, changed)
     out = _decode(c2, ascii_only)
     return Folded(out, np.append(offsets, np.int64(n)), signals)
+
+
+def _expand(cps: np.ndarray, lens: np.ndarray, changed: np.ndarray, t: Tables) -> np.ndarray:
+    """``str.translate`` with the fold table, vectorised: one Python step per distinct changed character."""
+    ends = np.cumsum(lens, dtype=np.int64)
+    starts = ends - lens
+    out = np.empty(int(ends[-1]) if len(ends) else 0, np.uint32)
+    same = ~changed
+    out[starts[same]] = cps[same]
+    pos = np.flatnonzero(changed & (lens > 0))
+    if len(pos):
+        vals = cps[pos]
+        order = np.argsort(vals, kind="stable")
+        sorted_vals = vals[order]
+        cut = np.flatnonzero(np.diff(sorted_vals)) + 1
+        bounds = [0, *cut.tolist(), len(order)]
+        group_starts = starts[pos[order]]
+        for a, b in itertools.pairwise(bounds):
+            rep = t.fold[int(sorted_vals[a])]
+            where = group_starts[a:b]
+            if len(rep) == 1:
+                out[where] = ord(rep)
+            else:
+                for j, ch in enumerate(rep):
+                    out[where + j] = ord(ch)
+    return out
 
 
 def _span(pos: np.ndarray) -> tuple[int, int]:

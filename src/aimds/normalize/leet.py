@@ -28,7 +28,7 @@ _TOKEN_RE = re2.compile(
 _SHAPES = (("|\\/|", "m"), ("/\\/\\", "m"), ("\\/\\/", "w"), ("|\\|", "n"), ("|-|", "h"), ("|_|", "u"),
            ("\\/", "v"), ("/\\", "a"))
 _SHAPE_RE = re2.compile(r"[a-z]?(?:\|\\/\||/\\/\\|\\/\\/|\|\\\||\|-\||\|_\||\\/|/\\)[a-z]?")
-_MAX_TOKENS = 4_000
+_MAX_TOKENS = 3_000
 _SPACED_RE = re2.compile(r"\pL(?:[ ._\-*/|~]{1,3}\pL){3,}")
 _MAX_SPACED_CHARS = 400_000
 
@@ -54,7 +54,8 @@ def deleet(text: str, off: np.ndarray) -> Rewrite | None:
         spans.extend(shape_spans)
     if not _TOKEN_RE.search(text):
         return _result(text, off, spans, [], False) if spans else None
-    chars: list[str] | None = None
+    pieces: list[str] = []
+    pos = 0
     changed_tokens: list[str] = []
     capped = False
     n = len(text)
@@ -65,19 +66,18 @@ def deleet(text: str, off: np.ndarray) -> Rewrite | None:
         s, e = m.span()
         if (s > 0 and text[s - 1] in _TOKEN_CHARS) or (e < n and text[e] in _TOKEN_CHARS):
             continue
-        tok = text[s:e]
-        new = _deleet_token(tok, text[e:e + 1])
+        new = _deleet_token(text[s:e], text[e:e + 1])
         if new is None:
             continue
-        if chars is None:
-            chars = list(text)
-        chars[s:e] = new
+        pieces.append(text[pos:s])
+        pieces.append(new)               # same length: the offsets do not change
+        pos = e
         spans.append((s, e))
         changed_tokens.append(new)
     if not spans:
         return None
-    out = "".join(chars) if chars is not None else text
-    return _result(out, off, spans, changed_tokens, capped)
+    pieces.append(text[pos:])
+    return _result("".join(pieces), off, spans, changed_tokens, capped)
 
 
 def _result(text: str, off: np.ndarray, spans: list[tuple[int, int]], words: list[str], capped: bool) -> Rewrite:

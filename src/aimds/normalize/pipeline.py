@@ -49,7 +49,8 @@ def build_views(text: str, limits: Limits) -> Views:
 
     dl = deleet(f.text, off)
     if dl is not None and dl.text != f.text:
-        views.append(View("deleet", dl.text, _as_tuple(dl.offsets)))
+        same = dl.offsets is off          # one-for-one changes only: share the folded offsets
+        views.append(View("deleet", dl.text, folded.offsets if same else _as_tuple(dl.offsets)))
         signals.append(Signal("leet", dl.start, dl.end, dl.count, dl.detail))
         if dl.capped:
             notes.append("deleet: too many leet tokens, the rest left as they were")
