@@ -121,6 +121,10 @@ class DecodeResult:
 
 def decode_views(original: str, folded: View, limits: Limits, start: float | None = None) -> DecodeResult:
     """Decoded views of ``original`` (encoded runs) and of ``folded`` (rot13/Caesar/reversed)."""
+    # Lazily built tables are made before the clock starts: the budget is for decoding work.
+    _candidates_re(limits.min_encoded_len)
+    shifted_words()
+    reversed_words()
     t0 = time.perf_counter() if start is None else start
     ctx = _Ctx(original, limits, t0 + limits.time_budget_ms / 1000.0)
     try:
@@ -476,7 +480,7 @@ def _natural(s: str) -> bool:
 # -- rot13 / Caesar / reversed ---------------------------------------------------------------------
 
 _LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
-_SEGMENT_DELIMS = "\n'\"`:;()[]{}<>|«»“”‘’「」"
+_SEGMENT_DELIMS = "\n'\"`:;.!?()[]{}<>|«»“”‘’「」"
 _DELIM_TABLE = dict.fromkeys(map(ord, _SEGMENT_DELIMS), "\x00")
 
 

@@ -8,8 +8,6 @@ stacks, leetspeak, spaced letters, encoded natural language).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from aimds.normalize.decoders import decode_views
@@ -36,7 +34,6 @@ def _as_tuple(off: np.ndarray) -> tuple[int, ...]:
 
 def build_views(text: str, limits: Limits) -> Views:
     """All views of ``text`` within ``limits`` (see the module docstring)."""
-    t0 = time.perf_counter()
     if not isinstance(text, str):
         raise TypeError(f"text must be str, not {type(text).__name__}")
     n = len(text)
@@ -62,7 +59,7 @@ def build_views(text: str, limits: Limits) -> Views:
             notes.append("despace: too many spaced runs, the rest left as they were")
 
     try:
-        dec = decode_views(text, folded, limits, t0)
+        dec = decode_views(text, folded, limits)
     except Exception as exc:  # a decoder bug must not take the request down
         notes.append(f"decoding failed: {type(exc).__name__}")
     else:
