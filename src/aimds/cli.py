@@ -133,7 +133,7 @@ def bench(json_out: str | None, n: int, detectors: str | None, policy: str | Non
 @click.option("--seed", default=13, show_default=True)
 @click.option("--synthetic/--no-synthetic", default=True, show_default=True, help="Add our generated data.")
 def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool) -> None:
-    """Train the linear classifier and pick its threshold on dev (needs the 'train' extra)."""
+    """Train the linear classifier (needs the 'train' extra); then run `aimds tune`."""
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -146,7 +146,22 @@ def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool) -> 
     folder = Path(data_dir) if data_dir else default_data_dir()
     target = Path(out) if out else default_model_path()
     meta = run_train(folder, target, TrainConfig(seed=seed, synthetic=synthetic), log=lambda m: click.echo(m, err=True))
-    click.echo(json.dumps({"model": str(target), "version": meta["version"], "dev": meta.get("dev")}, indent=2))
+    click.echo(json.dumps({"model": str(target), "version": meta["version"]}, indent=2))
+
+
+@main.command()
+@click.option("--data", "data", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled dev JSONL (default: dev.jsonl in the datasets folder).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Where to write (default: the packaged file).")
+def tune(data: str | None, out: str | None) -> None:
+    """Choose the learned detectors' thresholds and the encoder's cascade band on dev data."""
+    from aimds.detect.operating_points import default_path
+    from aimds.train.data import default_data_dir
+    from aimds.train.tune import tune as run_tune
+
+    dev = Path(data) if data else default_data_dir() / "dev.jsonl"
+    doc = run_tune(dev, Path(out) if out else default_path(), log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(doc, indent=2))
 
 
 @main.group()

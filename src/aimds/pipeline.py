@@ -99,9 +99,15 @@ class Guard:
         for det in self.detectors:
             if not views.views and det.name != "obfuscation":
                 continue
+            det_context = context
+            if det.cascade:
+                prior = combine(findings, self.policy.min_score)
+                if not det.wants(prior):
+                    continue
+                det_context = ScanContext(request=request, prior_risk=prior)
             t0 = time.perf_counter()
             try:
-                found = det.scan(views, context)
+                found = det.scan(views, det_context)
             except Exception as exc:
                 kind = "timeout" if exc.__class__.__name__ == "DetectorTimeout" else "error"
                 msg = str(exc) if isinstance(exc, AIMDSError) else f"{type(exc).__name__}: {exc}"
@@ -124,7 +130,8 @@ class Guard:
             latency[f"tier{tier}"] = us
         sanitized = None
         if decision.action in (Action.SANITIZE, Action.BLOCK) and request.role in (Role.DOCUMENT, Role.TOOL):
-            sanitized = sanitize(request.text, findings, self.policy.monitor)
+            locate = next((d.locate for d in self.detectors if hasattr(d, "locate")), None)
+            sanitized = sanitize(request.text, findings, self.policy.monitor, locate)
         latency["total"] = (time.perf_counter() - t_start) * 1e6
         findings.sort(key=lambda f: -f.score)
         return Verdict(

@@ -23,6 +23,7 @@ class ScanContext:
 
     request: ScanRequest
     options: Mapping[str, Any] = field(default_factory=dict)
+    prior_risk: float = 0.0   # risk from the detectors that ran before (cascade stages read it)
 
 
 class Detector(ABC):
@@ -35,6 +36,7 @@ class Detector(ABC):
     - ``categories``: the categories its findings may carry.
     - ``tags``: taxonomy tags (``owasp:…``, ``atlas:…``).
     - ``cost``: rough cost in microseconds per 1,000 characters; the pipeline runs cheapest first.
+    - ``cascade``: when true the detector is an expensive second stage, run only if ``wants()``.
     """
 
     name: ClassVar[str]
@@ -42,6 +44,8 @@ class Detector(ABC):
     categories: ClassVar[tuple[Category, ...]] = ()
     tags: ClassVar[tuple[str, ...]] = ()
     cost: ClassVar[int] = 100
+    #: A cascade stage only runs when :meth:`wants` says so, given the risk found so far.
+    cascade: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -50,6 +54,10 @@ class Detector(ABC):
     def load(self) -> None:
         """Load heavy resources. Idempotent; called once by the pipeline before the first scan."""
         self._loaded = True
+
+    def wants(self, prior_risk: float) -> bool:
+        """For cascade stages: whether the outcome is uncertain enough to be worth running."""
+        return True
 
     @property
     def loaded(self) -> bool:

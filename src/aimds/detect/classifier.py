@@ -8,6 +8,8 @@ from typing import ClassVar
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.evidence import excerpt
 from aimds.detect.linear_model import LinearModel
+from aimds.detect.operating_points import operating_points
+from aimds.normalize import normalize
 from aimds.normalize.views import Views
 from aimds.types import Category, Finding, Role, Span
 
@@ -15,14 +17,21 @@ from aimds.types import Category, Finding, Role, Span
 EXTRA_VIEWS = ("deleet", "despaced", "decoded")
 #: The score a probability equal to the operating threshold maps to (the policy's flag line).
 OPERATING_SCORE = 0.5
+#: The most a probability below the threshold can score: two such models agreeing just below
+#: their thresholds reach the flag line together, one alone never does.
+SUB_THRESHOLD_MAX = 0.3
 
 
 def threshold_score(p: float, threshold: float) -> float:
-    """Map a probability to a finding score so that ``p == threshold`` gives ``OPERATING_SCORE``."""
+    """Map a probability to a finding score so that ``p == threshold`` gives ``OPERATING_SCORE``.
+
+    Above the threshold the score rises linearly to 1; below it, it is compressed to at most
+    ``SUB_THRESHOLD_MAX`` (quadratically), so weak evidence adds up only when it is near the line.
+    """
     t = min(max(threshold, 1e-6), 1 - 1e-6)
     if p >= t:
         return OPERATING_SCORE + (1 - OPERATING_SCORE) * (p - t) / (1 - t)
-    return OPERATING_SCORE * p / t
+    return SUB_THRESHOLD_MAX * (p / t) ** 2
 
 
 @register
@@ -30,7 +39,8 @@ class ClassifierDetector(Detector):
     """Scores every window of the text with the shipped linear model; reports the riskiest window.
 
     Options: ``model_path`` (an artifact written by ``aimds train``), ``threshold`` (override the
-    operating point chosen on dev data), ``report_floor`` (smallest score reported, default 0.2).
+    operating point chosen on dev data by ``aimds tune``), ``report_floor`` (smallest score
+    reported, default 0.2).
     """
 
     name: ClassVar[str] = "classifier"
@@ -48,7 +58,7 @@ class ClassifierDetector(Detector):
             return
         path = self.options.get("model_path")
         self.model = LinearModel.load(Path(path) if path else None)
-        self.threshold = float(self.options.get("threshold", self.model.threshold))
+        self.threshold = float(self.options.get("threshold", operating_points()["classifier_threshold"]))
         self.floor = float(self.options.get("report_floor", 0.2))
         super().load()
 
@@ -66,6 +76,17 @@ class ClassifierDetector(Detector):
                 if p > best[0]:
                     best = (p, view.name if not view.source else f"decoded:{view.source}", s, e)
         return best
+
+    def locate(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """The sentences of ``text[start:end]`` that look like injected instructions.
+
+        Model findings cover whole windows; sanitising a document needs the offending sentences.
+        Falls back to the whole range when no single sentence stands out.
+        """
+        spans = sentence_spans(text, start, end)
+        scored = [(s, e, self.model.proba(self.model.logit(normalize(text[s:e]).folded.text))) for s, e in spans]
+        hits = [(s, e) for s, e, p in scored if p >= self.threshold * 0.5]
+        return hits or [(start, end)]
 
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, if its score reaches the report floor."""
@@ -92,3 +113,20 @@ class ClassifierDetector(Detector):
             view=vname,
             tags=("owasp:LLM01:2025",),
         )]
+
+
+_BREAKS = frozenset(".!?\n。！？")
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Split ``text[start:end]`` at sentence punctuation and newlines (a linear scan)."""
+    out = []
+    s = start
+    for i in range(start, end):
+        if text[i] in _BREAKS:
+            if text[s:i + 1].strip():
+                out.append((s, i + 1))
+            s = i + 1
+    if text[s:end].strip():
+        out.append((s, end))
+    return out

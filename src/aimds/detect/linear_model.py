@@ -47,7 +47,6 @@ class LinearModel:
     cat_weights: np.ndarray           # (len(ATTACK_CATEGORIES), cat_dim) float32
     cat_bias: np.ndarray
     calibration: tuple[float, float] = (1.0, 0.0)   # Platt: p = sigmoid(a * logit + b)
-    threshold: float = 0.5            # operating point chosen on dev
     window: int = 512
     stride: int = 384
     meta: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +87,6 @@ class LinearModel:
             "bias": self.bias,
             "cat_bias": [float(x) for x in self.cat_bias],
             "calibration": list(self.calibration),
-            "threshold": self.threshold,
             "window": self.window,
             "stride": self.stride,
         })
@@ -122,7 +120,6 @@ class LinearModel:
             cat_weights=c16.astype(np.float32),
             cat_bias=np.asarray(meta["cat_bias"], dtype=np.float32),
             calibration=(float(meta["calibration"][0]), float(meta["calibration"][1])),
-            threshold=float(meta["threshold"]),
             window=int(meta["window"]),
             stride=int(meta["stride"]),
             meta=meta,

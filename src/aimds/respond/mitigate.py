@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aimds.types import Finding
 
@@ -13,10 +13,26 @@ _DROP = {c: None for c in (0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x206
 _DROP.update({c: None for c in range(0xE0000, 0xE0080)})
 
 
-def merged_spans(findings: Iterable[Finding], min_score: float) -> list[tuple[int, int, str]]:
-    """Non-overlapping spans of the findings with score ≥ ``min_score``, merged, in order."""
-    spans = sorted((f.span.start, f.span.end, str(f.category)) for f in findings
-                   if f.span is not None and f.score >= min_score and f.span.end > f.span.start)
+Locate = Callable[[str, int, int], list[tuple[int, int]]]
+#: Detectors whose spans are whole model windows rather than exact matches.
+COARSE = frozenset({"classifier", "encoder"})
+
+
+def merged_spans(findings: Iterable[Finding], min_score: float, text: str = "",
+                 locate: Locate | None = None) -> list[tuple[int, int, str]]:
+    """Non-overlapping spans of the findings with score ≥ ``min_score``, merged, in order.
+
+    Coarse (model window) spans are narrowed with ``locate`` when given.
+    """
+    spans = []
+    for f in findings:
+        if f.span is None or f.score < min_score or f.span.end <= f.span.start:
+            continue
+        if f.detector in COARSE and locate is not None:
+            spans += [(s, e, str(f.category)) for s, e in locate(text, f.span.start, f.span.end)]
+        else:
+            spans.append((f.span.start, f.span.end, str(f.category)))
+    spans.sort()
     out: list[tuple[int, int, str]] = []
     for s, e, c in spans:
         if out and s <= out[-1][1]:
@@ -27,11 +43,11 @@ def merged_spans(findings: Iterable[Finding], min_score: float) -> list[tuple[in
     return out
 
 
-def sanitize(text: str, findings: Iterable[Finding], min_score: float = 0.5) -> str:
+def sanitize(text: str, findings: Iterable[Finding], min_score: float = 0.5, locate: Locate | None = None) -> str:
     """Replace each offending span with a placeholder and strip invisible/tag characters."""
     parts = []
     pos = 0
-    for s, e, cat in merged_spans(findings, min_score):
+    for s, e, cat in merged_spans(findings, min_score, text, locate):
         parts.append(text[pos:s])
         parts.append(PLACEHOLDER.format(category=cat))
         pos = e

@@ -6,8 +6,7 @@
    of benign documents as negatives and the highest-scoring window of each attack document as a
    positive, so an injection hidden in one paragraph of a long document is learnt.
 4. Platt calibration on a held-back 10 % slice of the training data.
-5. Operating threshold: the highest-TPR point on dev whose false-positive rate (the whole default
-   pipeline, signatures included) stays under the target.
+5. The operating threshold is chosen afterwards on dev for the whole pipeline (:mod:`aimds.train.tune`).
 """
 
 from __future__ import annotations
@@ -43,8 +42,6 @@ class TrainConfig:
     stride: int = 384
     calib_fraction: float = 0.1
     synthetic: bool = True
-    target_fpr: float = 0.008
-    target_hard_fpr: float = 0.025
 
 
 def _slice_of(text: str, seed: int) -> float:
@@ -89,7 +86,7 @@ def build_corpus(data_dir: Path, cfg: TrainConfig, log: Log = print) -> list[dic
 
 
 def train_linear(rows: list[dict[str, Any]], cfg: TrainConfig, log: Log = print) -> LinearModel:
-    """Fit the model on ``rows`` (threshold left at 0.5 until :func:`tune_threshold`)."""
+    """Fit the model on ``rows``."""
     from sklearn.linear_model import LogisticRegression
 
     spec = FeatureSpec(dim=cfg.dim)
@@ -165,65 +162,12 @@ def train_linear(rows: list[dict[str, Any]], cfg: TrainConfig, log: Log = print)
     return lm
 
 
-def tune_threshold(model_path: Path, dev_path: Path, cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
-    """Pick the classifier's operating threshold on dev for the whole default pipeline."""
-    from aimds.detect.classifier import ClassifierDetector, threshold_score
-    from aimds.pipeline import Guard
-    from aimds.respond.policy import combine
-    from aimds.types import ScanRequest
-
-    rows = read_jsonl(dev_path)
-    guard = Guard(detectors=[get("obfuscation")(), get("signatures")()]).load()
-    clf = ClassifierDetector(model_path=str(model_path))
-    clf.load()
-    others, probs = [], []
-    for r in rows:
-        req = ScanRequest(text=r["text"])
-        v = guard.scan(req)
-        others.append(combine([f for f in v.findings if f.category.value != "obfuscation" or f.score >= 0.5]))
-        probs.append(clf.probability(normalize(r["text"]))[0])
-    y = np.array([int(r["label"]) for r in rows])
-    hard = np.array([r.get("category") == "benign_hard" for r in rows])
-    others_a, probs_a = np.array(others), np.array(probs)
-    monitor = guard.policy.monitor
-    best: tuple[float, float, float, float] | None = None
-    for t in np.unique(np.concatenate([probs_a, [0.5, 0.999]])):
-        if t <= 0.05:
-            continue
-        s = np.array([threshold_score(p, t) for p in probs_a])
-        risk = 1 - (1 - others_a) * (1 - np.where(s >= 0.05, s, 0.0))
-        flagged = risk >= monitor
-        fpr = flagged[y == 0].mean()
-        hard_fpr = flagged[hard].mean() if hard.any() else 0.0
-        tpr = flagged[y == 1].mean()
-        if fpr <= cfg.target_fpr and hard_fpr <= cfg.target_hard_fpr and (best is None or tpr > best[1]):
-            best = (float(t), float(tpr), float(fpr), float(hard_fpr))
-    if best is None:
-        best = (0.999, 0.0, 0.0, 0.0)
-    t, tpr, fpr, hard_fpr = best
-    log(f"threshold {t:.4f} on dev: TPR {tpr:.3f}, FPR {fpr:.4f}, benign_hard flagged {hard_fpr:.4f}")
-    return {"threshold": t, "dev_tpr": tpr, "dev_fpr": fpr, "dev_hard_fpr": hard_fpr}
-
-
-def get(name: str) -> Any:
-    """Registry lookup (kept local to avoid importing detectors at module import)."""
-    from aimds.detect.base import get_detector
-
-    return get_detector(name)
-
-
 def train(data_dir: Path, out: Path, cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
-    """Full run: corpus → fit → calibrate → save → tune threshold on dev → save again."""
+    """Full run: corpus → fit → calibrate → save (thresholds are chosen afterwards by ``aimds tune``)."""
     rows = build_corpus(data_dir, cfg, log)
     model = train_linear(rows, cfg, log)
     digest = hashlib.sha256(json.dumps(cfg.__dict__, sort_keys=True).encode()).hexdigest()[:8]
     model.meta["version"] = f"linear-{time.strftime('%Y%m%d')}-{digest}"
     model.save(out)
-    dev = data_dir / "dev.jsonl"
-    if dev.is_file():
-        tuned = tune_threshold(out, dev, cfg, log)
-        model.threshold = tuned["threshold"]
-        model.meta["dev"] = tuned
-        model.save(out)
     log(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), version {model.meta['version']}")
     return model.meta

@@ -1,0 +1,75 @@
+"""Tier 1 cascade stage: the fine-tuned MiniLM window classifier (int8 ONNX)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from aimds.detect.base import Detector, ScanContext, register
+from aimds.detect.classifier import OPERATING_SCORE, threshold_score
+from aimds.detect.encoder import EncoderModel
+from aimds.detect.evidence import excerpt
+from aimds.detect.operating_points import operating_points
+from aimds.normalize.views import Views
+from aimds.types import Category, Finding, Role, Span
+
+
+@register
+class EncoderDetector(Detector):
+    """Scores windows of the folded text with the fine-tuned transformer; runs as a cascade stage.
+
+    It runs only when the risk from the cheaper detectors lies in the cascade band chosen on dev
+    (``data/models/operating_points.yaml``): below it the text is confidently benign, above it
+    the verdict is already decided. Options: ``model_path``, ``threshold``, ``band`` ([low, high]),
+    ``threads`` (onnxruntime intra-op threads, default 2), ``always`` (ignore the band).
+    """
+
+    name: ClassVar[str] = "encoder"
+    tier: ClassVar[int] = 1
+    categories: ClassVar[tuple[Category, ...]] = (Category.PROMPT_INJECTION, Category.INDIRECT_INJECTION)
+    tags: ClassVar[tuple[str, ...]] = ("owasp:LLM01:2025", "atlas:AML.T0051")
+    cost: ClassVar[int] = 8000
+    cascade: ClassVar[bool] = True
+
+    def load(self) -> None:
+        """Load the ONNX model and tokenizer (raises ModelError if missing or corrupt)."""
+        if self.loaded:
+            return
+        ops = operating_points()
+        self.model = EncoderModel.load(self.options.get("model_path"), threads=int(self.options.get("threads", 2)))
+        self.threshold = float(self.options.get("threshold", ops["encoder_threshold"]))
+        low, high = self.options.get("band", ops.get("cascade_band", [0.0, 1.0]))
+        self.band = (float(low), float(high))
+        self.always = bool(self.options.get("always", False))
+        super().load()
+
+    def version(self) -> str:
+        """The model's version."""
+        return self.model.version
+
+    def wants(self, prior_risk: float) -> bool:
+        """Run only when the cheaper detectors left the outcome uncertain."""
+        return self.always or self.band[0] <= prior_risk < self.band[1]
+
+    def scan(self, views: Views, context: ScanContext) -> list[Finding]:
+        """At most one finding: the riskiest window, when its score reaches 0.2."""
+        folded = views.folded
+        scores = self.model.window_scores(folded.text)
+        s, e, p = max(scores, key=lambda x: x[2])
+        score = threshold_score(p, self.threshold)
+        if score < 0.2:
+            return []
+        start, end = folded.to_original(s, e)
+        cat = Category.INDIRECT_INJECTION if context.request.role in (Role.DOCUMENT, Role.TOOL) \
+            else Category.PROMPT_INJECTION
+        return [Finding(
+            detector=self.name,
+            rule_id=f"encoder:{self.model.version}",
+            category=cat,
+            score=score,
+            severity=7 if score >= OPERATING_SCORE else 4,
+            span=Span(start, end),
+            evidence=excerpt(folded.text, s, e),
+            explanation=f"transformer p={p:.3f} (operating threshold {self.threshold:.3f}) on folded window",
+            view="folded",
+            tags=("owasp:LLM01:2025",),
+        )]

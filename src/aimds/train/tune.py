@@ -1,0 +1,121 @@
+"""Choosing operating points on dev (``aimds tune``): thresholds of the learned detectors and the
+cascade band of the encoder, for the whole default pipeline (signatures included).
+
+The search maximises the true-positive rate subject to a false-positive budget overall and on the
+hard-benign slice, then prefers the narrowest cascade band (least encoder time) whose TPR is
+within ``slack`` of the best.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from aimds.detect.classifier import threshold_score
+from aimds.normalize import normalize
+from aimds.train.data import read_jsonl
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Targets of the search."""
+
+    target_fpr: float = 0.008
+    target_hard_fpr: float = 0.025
+    slack: float = 0.003
+    min_score: float = 0.05
+
+
+def components(dev_path: Path, log: Log = print) -> dict[str, np.ndarray]:
+    """Per-row evidence: risk from rules/signals, linear and encoder probabilities, labels."""
+    from aimds.detect.base import get_detector
+    from aimds.pipeline import Guard
+    from aimds.respond.policy import combine
+
+    rows = read_jsonl(dev_path)
+    base = Guard(detectors=[get_detector("obfuscation")(), get_detector("signatures")()]).load()
+    lin = get_detector("classifier")()
+    lin.load()
+    enc = get_detector("encoder")(always=True)
+    enc.load()
+    sig, p_lin, p_enc = [], [], []
+    t0 = time.perf_counter()
+    for r in rows:
+        v = base.scan(r["text"])
+        sig.append(combine(v.findings, 0.05) if v.flagged else combine(
+            [f for f in v.findings if f.category.value != "obfuscation"], 0.05))
+        views = normalize(r["text"])
+        p_lin.append(lin.probability(views)[0])
+        p_enc.append(max(p for _, _, p in enc.model.window_scores(views.folded.text)))
+    log(f"scored {len(rows)} dev rows in {time.perf_counter() - t0:.1f}s")
+    return {
+        "sig": np.array(sig), "lin": np.array(p_lin), "enc": np.array(p_enc),
+        "y": np.array([int(r["label"]) for r in rows]),
+        "hard": np.array([r.get("category") == "benign_hard" for r in rows]),
+    }
+
+
+def _scores(p: np.ndarray, t: float, floor: float) -> np.ndarray:
+    s = np.array([threshold_score(x, t) for x in p])
+    return np.where(s >= floor, s, 0.0)
+
+
+def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig) -> dict[str, Any]:
+    """Grid search over (linear threshold, encoder threshold, cascade low bound)."""
+    y, hard = c["y"], c["hard"]
+    neg = y == 0
+    t_lin_grid = np.unique(np.quantile(c["lin"][neg], [0.95, 0.97, 0.98, 0.99, 0.993, 0.996, 0.998, 0.999]))
+    t_enc_grid = np.unique(np.quantile(c["enc"][neg], [0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.996, 0.998, 0.999]))
+    lows = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3]
+    results = []
+    for tl in t_lin_grid:
+        s_lin = _scores(c["lin"], float(tl), cfg.min_score)
+        prior = 1 - (1 - c["sig"]) * (1 - s_lin)
+        for te in t_enc_grid:
+            s_enc = _scores(c["enc"], float(te), cfg.min_score)
+            for lo in lows:
+                run = (prior >= lo) & (prior < 0.75)
+                risk = 1 - (1 - prior) * (1 - np.where(run, s_enc, 0.0))
+                flagged = risk >= monitor
+                fpr = flagged[neg].mean()
+                hfpr = flagged[hard].mean() if hard.any() else 0.0
+                if fpr <= cfg.target_fpr and hfpr <= cfg.target_hard_fpr:
+                    results.append({"classifier_threshold": float(tl), "encoder_threshold": float(te),
+                                    "cascade_band": [lo, 0.75], "tpr": float(flagged[~neg].mean()),
+                                    "fpr": float(fpr), "hard_fpr": float(hfpr), "encoder_share": float(run.mean())})
+    if not results:
+        raise RuntimeError("no operating point meets the false-positive targets")
+    best_tpr = max(r["tpr"] for r in results)
+    near = [r for r in results if r["tpr"] >= best_tpr - cfg.slack]
+    return max(near, key=lambda r: (-r["encoder_share"], r["tpr"]))
+
+
+def tune(dev_path: Path, out: Path, cfg: TuneConfig | None = None, log: Log = print) -> dict[str, Any]:
+    """Score dev, search, and write the operating points file."""
+    from aimds.respond.policy import Policy
+
+    cfg = cfg or TuneConfig()
+    c = components(dev_path, log)
+    best = search(c, Policy.load().monitor, cfg)
+    doc = {
+        "version": 1,
+        "classifier_threshold": round(best["classifier_threshold"], 6),
+        "encoder_threshold": round(best["encoder_threshold"], 6),
+        "cascade_band": best["cascade_band"],
+        "tuned_on": dev_path.name,
+        "tuned_at": time.strftime("%Y-%m-%d"),
+        "dev": {k: round(best[k], 4) for k in ("tpr", "fpr", "hard_fpr", "encoder_share")},
+        "targets": {"fpr": cfg.target_fpr, "hard_fpr": cfg.target_hard_fpr},
+    }
+    out.write_text("# Operating points chosen on dev by `aimds tune` (regenerate, do not edit by hand).\n"
+                   + yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    log(f"operating points: {doc}")
+    return doc
