@@ -491,3 +491,33 @@ def test_apply_edits_maps_replacements() -> None:
 def test_normalize_rejects_non_text() -> None:
     with pytest.raises(TypeError):
         normalize(b"bytes")  # type: ignore[arg-type]
+
+
+def test_long_and_short_spaced_runs_agree() -> None:
+    import random
+
+    import numpy as np
+
+    from aimds.normalize import leet
+
+    rnd = random.Random(5)
+    for _ in range(500):
+        text = "".join(rnd.choice(["a", "b", " ", "  ", ".", "-", "x y", "_", "ж", "1"]) for _ in range(30))
+        f = fold(text)
+        off = f.offsets_array(len(text))
+        cps = np.frombuffer(f.text.encode("utf-32-le"), "<u4")
+        for m in leet._SPACED_RE.finditer(f.text):
+            s, e = m.span()
+            short = leet._short_run(f.text, off, s, e)
+            long = leet._long_run(f.text, cps, off, s, e)
+            assert (short is None) == (long is None)
+            if short is not None and long is not None:
+                assert sorted(short[0]) == sorted(long[0].tolist())
+                assert sorted(short[1]) == sorted(long[1].tolist())
+                assert short[2:] == long[2:]
+
+
+def test_one_long_spaced_run_is_joined() -> None:
+    v = normalize("i g n o r e " * 100)
+    assert view(v, "despaced").text == "ignore" * 100
+    check_offsets(v)

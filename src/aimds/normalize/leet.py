@@ -145,48 +145,136 @@ def _fold_shapes(text: str, off: np.ndarray) -> tuple[str, np.ndarray, list[tupl
 
 
 def despace(text: str, off: np.ndarray) -> Rewrite | None:
-    """Join runs of 4+ single letters split by spaces/dots/dashes/underscores; ``None`` if none."""
+    """Join runs of 4+ single letters split by spaces/dots/dashes/underscores; ``None`` if none.
+
+    A separator that differs from the run's usual one (a space in a dotted run, two or more
+    spaces in the original of a spaced run) is kept as a word gap.
+    """
     if not _SPACED_RE.search(text):
         return None
-    edits: list[tuple[int, int, str]] = []
+    drops: list[int] = []
+    gaps: list[int] = []
+    long_drops: list[np.ndarray] = []
+    long_gaps: list[np.ndarray] = []
     joined: list[str] = []
     spans: list[tuple[int, int]] = []
     budget = _MAX_SPACED_CHARS
     capped = False
     n = len(text)
-    for m in _SPACED_RE.finditer(text):
+    cps: np.ndarray | None = None
+    for k, m in enumerate(_SPACED_RE.finditer(text)):
         s, e = m.span()
-        budget -= e - s
-        if budget < 0:
+        if budget <= 0 or k >= _MAX_SPACED_RUNS:
             capped = True
             break
-        letters, seps = _split_run(text, s, e)
-        # Trim letters that belong to a longer word on either side ("hello w o r l d").
-        if s > 0 and text[s - 1].isalnum():
-            letters, seps = letters[1:], seps[1:]
-        if e < n and text[e].isalnum():
-            letters, seps = letters[:-1], seps[:-1]
-        if len(letters) < 4:
-            continue
-        dominant = Counter(text[a:b] for a, b in seps).most_common(1)[0][0]
-        word = [text[letters[0]]]
-        for (a, b), nxt in zip(seps, letters[1:], strict=True):
-            sep = text[a:b]
-            wide = sep == " " and off[a + 1] - off[a] >= 2   # two or more spaces in the original
-            if sep == dominant and not wide:
-                edits.append((a, b, ""))
-            else:
-                edits.append((a, b, " "))
-                word.append(" ")
-            word.append(text[nxt])
-        joined.append("".join(word))
-        spans.append((letters[0], letters[-1] + 1))
-    if not edits:
+        if e - s > budget:
+            e = s + budget                 # hostile volume: join the first part only
+            capped = True
+        budget -= e - s
+        if e - s > _LONG_RUN:
+            if cps is None:
+                cps = np.frombuffer(text.encode("utf-32-le"), "<u4")
+            long = _long_run(text, cps, off, s, e)
+            if long is None:
+                continue
+            drop_a, gap_a, first, last = long
+            long_drops.append(drop_a)
+            long_gaps.append(gap_a)
+            drop_l, gap_l = drop_a[:200].tolist(), gap_a[:200].tolist()
+        else:
+            short = _short_run(text, off, s, e)
+            if short is None:
+                continue
+            drop_l, gap_l, first, last = short
+            drops.extend(drop_l)
+            gaps.extend(gap_l)
+        spans.append((first, last + 1))
+        if len(joined) < 8:
+            joined.append(_render(text, first, last + 1, drop_l, gap_l))
+    if not spans:
         return None
-    out, new_off = apply_edits(text, off, edits)
-    lo = spans[0][0]
-    hi = spans[-1][1]
+    keep = np.ones(n, bool)
+    keep[np.concatenate([np.array(drops, np.int64), *long_drops])] = False
+    chars = np.frombuffer(text.encode("utf-32-le"), "<u4").copy() if cps is None else cps.copy()
+    chars[np.concatenate([np.array(gaps, np.int64), *long_gaps])] = 32
+    out = chars[keep].tobytes().decode("utf-32-le")
+    new_off = np.append(off[:-1][keep], off[-1])
+    lo, hi = spans[0][0], spans[-1][1]
     return Rewrite(out, new_off, len(spans), int(off[lo]), int(off[hi - 1]) + 1, " | ".join(joined)[:80], capped)
+
+
+_LONG_RUN = 256
+_MAX_SPACED_RUNS = 2_000
+_SEP_CODES = np.array([ord(c) for c in " ._-*/|~"], np.uint32)
+
+
+def _short_run(text: str, off: np.ndarray, s: int, e: int) -> tuple[list[int], list[int], int, int] | None:
+    """Drop and word-gap positions for one short run (plain Python)."""
+    n = len(text)
+    letters, seps = _split_run(text, s, e)
+    # Trim letters that belong to a longer word on either side ("hello w o r l d").
+    if s > 0 and text[s - 1].isalnum():
+        letters, seps = letters[1:], seps[1:]
+    if e < n and text[e].isalnum():
+        letters, seps = letters[:-1], seps[:-1]
+    if len(letters) < 4:
+        return None
+    dominant = Counter(text[a:b] for a, b in seps).most_common(1)[0][0]
+    drop: list[int] = []
+    gap: list[int] = []
+    for a, b in seps:
+        sep = text[a:b]
+        wide = sep == " " and off[a + 1] - off[a] >= 2   # two or more spaces in the original
+        if sep == dominant and not wide:
+            drop.extend(range(a, b))
+        else:
+            gap.append(a)
+            drop.extend(range(a + 1, b))
+    return drop, gap, letters[0], letters[-1]
+
+
+def _long_run(
+    text: str, cps: np.ndarray, off: np.ndarray, s: int, e: int
+) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """The same for a long run, vectorised (hostile input can make one run of a megabyte)."""
+    n = len(text)
+    letters = s + np.flatnonzero(~np.isin(cps[s:e], _SEP_CODES))
+    if s > 0 and text[s - 1].isalnum():
+        letters = letters[1:]
+    if e < n and text[e].isalnum():
+        letters = letters[:-1]
+    if len(letters) < 4:
+        return None
+    a = letters[:-1] + 1                      # separator group [a, b)
+    b = letters[1:]
+    glen = b - a
+    c = cps.astype(np.int64)
+    key = c[a] | np.where(glen >= 2, c[np.minimum(a + 1, n - 1)], 0) << 8
+    key |= np.where(glen >= 3, c[np.minimum(a + 2, n - 1)], 0) << 16
+    vals, first, counts = np.unique(key, return_index=True, return_counts=True)
+    dominant = vals[np.lexsort((first, -counts))[0]]     # most common; ties: the first seen
+    wide = (key == 32) & (off[b] - off[a] >= 2)
+    join = (key == dominant) & ~wide
+    in_run = np.zeros(e - s, bool)
+    in_run[letters - s] = True
+    sep_pos = s + np.flatnonzero(~in_run)
+    sep_pos = sep_pos[(sep_pos > letters[0]) & (sep_pos < letters[-1])]
+    gap = a[~join]
+    drop = np.setdiff1d(sep_pos, gap, assume_unique=True)
+    return drop.astype(np.int64), gap.astype(np.int64), int(letters[0]), int(letters[-1])
+
+
+def _render(text: str, s: int, e: int, drop: list[int], gap: list[int]) -> str:
+    """The joined words of one run, for the signal's detail."""
+    drop_set = set(drop)
+    gap_set = set(gap)
+    out = []
+    for i in range(s, min(e, s + 200)):
+        if i in gap_set:
+            out.append(" ")
+        elif i not in drop_set:
+            out.append(text[i])
+    return "".join(out)
 
 
 def _split_run(text: str, s: int, e: int) -> tuple[list[int], list[tuple[int, int]]]:
