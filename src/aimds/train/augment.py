@@ -1005,9 +1005,19 @@ def _fam_hard_docs(ctx: _Ctx) -> Sample:
 def _rp_long(ctx: _Ctx) -> str:
     """A long benign persona / system-prompt style set-up with rules (the twin of ``_jb_long``)."""
     r, env = ctx.rng, {}
-    paras = [ctx.x("{rp_long_open}", env) + " " + " ".join(_sample_slot(ctx, "rp_desc", r.randint(1, 3), env))]
-    guides = _sample_slot(ctx, "rp_guideline", r.randint(3, 8), env)
-    paras.append(_list_block(ctx, guides, ("Guidelines:", "Rules:", "Please follow these rules:", "Instructions:")))
+    if r.random() < 0.45:  # "Act as a <title>. You are ... Your task is ... You will: ..."
+        paras = [ctx.x("{rp_expert_open}", env) + "\n\n" + ctx.x("{rp_task2}", env)]
+        wills = _sample_slot(ctx, "rp_will", r.randint(3, 6), env)
+        paras.append("You will:\n" + "\n".join(f"- {w}" for w in wills))
+        if r.random() < 0.5:
+            guides = _sample_slot(ctx, "rp_guideline", r.randint(2, 5), env)
+            paras.append(_list_block(ctx, guides, ("Constraints:", "Rules:", "Guidelines:")))
+    else:
+        paras = [ctx.x("{rp_long_open}", env) + " "
+                 + " ".join(_sample_slot(ctx, "rp_desc", r.randint(1, 3), env))]
+        guides = _sample_slot(ctx, "rp_guideline", r.randint(3, 8), env)
+        paras.append(_list_block(ctx, guides, ("Guidelines:", "Rules:", "Please follow these rules:",
+                                               "Instructions:")))
     if r.random() < 0.5:
         paras.append(ctx.x("{rp_long_format}", env))
     paras.append(ctx.x("{rp_first_request}", env))
