@@ -17,6 +17,7 @@ from aimds.train.augment import (
     FAMILIES,
     HOMOGLYPHS,
     LEET,
+    MORSE,
     PREBOUND_VARS,
     ZERO_WIDTH,
     generate,
@@ -149,6 +150,11 @@ def _decode(method: str, enc: str) -> str:
         return urllib.parse.unquote(enc)
     if method == "zero_width":
         return "".join(c for c in enc if c not in ZERO_WIDTH)
+    if method == "binary":
+        return bytes(int(b, 2) for b in enc.split()).decode()
+    if method == "morse":
+        back = {v: k for k, v in MORSE.items()}
+        return " ".join("".join(back[c] for c in w.split()) for w in enc.split(" / "))
     if method == "homoglyph":
         back = {v: k for k, v in HOMOGLYPHS.items()}
         return "".join(back.get(c, c) for c in enc)
@@ -174,6 +180,11 @@ def test_obfuscated_rows_contain_real_encodings() -> None:
             if m == "leet":
                 assert len(enc) == len(payload)
                 assert all(e == p or e == LEET.get(p.lower()) for e, p in zip(enc, payload, strict=True))
+            elif m == "caesar":
+                assert augment.enc_caesar(enc, 26 - s.meta["shift"]) == payload
+            elif m == "morse":
+                words = [w for w in payload.lower().split(" ") if any(c in MORSE for c in w)]
+                assert _decode(m, enc) == " ".join("".join(c for c in w if c in MORSE) for w in words)
             elif m == "spaced":
                 strip = str.maketrans("", "", " .-_")
                 assert enc.translate(strip) == payload.translate(strip)
@@ -189,10 +200,20 @@ def test_base64_rows_decode_to_attack_sentences() -> None:
     samples = generate_samples(seed=11, n_per_family=300, families=["obfuscation"])["obfuscation"]
     b64 = [s for s in samples if s.meta["method"] == "base64" and s.lang == "en"]
     assert len(b64) >= 10
+    decoded_all = []
     for s in b64:
-        token = next(t.strip(".,:;\"'()[]") for t in s.text.split() if t.strip(".,:;\"'()[]") == s.meta["encoded"])
-        decoded = base64.b64decode(token).decode()
-        assert any(w in decoded.lower() for w in ATTACK_WORDS), decoded
+        # find the token in the text itself: the longest run that decodes as base64 to UTF-8
+        tokens = [t.strip(".,:;\"'()[]^") for t in s.text.split()]
+        decoded = None
+        for tok in sorted(tokens, key=len, reverse=True):
+            try:
+                decoded = base64.b64decode(tok, validate=True).decode()
+                break
+            except ValueError:
+                continue
+        assert decoded == s.meta["payload"], s.text
+        decoded_all.append(decoded.lower())
+    assert sum(any(w in d for w in ATTACK_WORDS) for d in decoded_all) >= 0.9 * len(decoded_all)
 
 
 def test_indirect_payload_is_inside_the_document() -> None:
@@ -219,7 +240,9 @@ def test_carriers_host_payloads() -> None:
     assert hosted
     for s in hosted:
         assert marker in s.text and s.meta["payload"] in s.text and s.label == 1
-    assert generate(seed=9, n_per_family=5, carriers=carriers) == generate(seed=9, n_per_family=5, carriers=carriers)
+    rows = generate(seed=9, n_per_family=30, carriers=carriers)
+    assert rows == generate(seed=9, n_per_family=30, carriers=carriers)
+    assert not any(marker in r["text"] for r in rows if r["label"] == 0)  # carriers are never copied as benign
 
 
 def test_benign_docs_share_carriers_with_attacks() -> None:

@@ -49,7 +49,7 @@ CATEGORIES = (
     "benign_hard",
 )
 _MAX_DEPTH = 40
-PREBOUND_VARS = frozenset({"enc", "join", "method_name"})  # {$...} values the generator always binds
+PREBOUND_VARS = frozenset({"enc", "join", "method_name", "shift"})  # {$...} values the generator always binds
 _ENC = "\x00\x01\x02"  # placeholder for an encoded payload, substituted after surface variation
 
 
@@ -276,6 +276,7 @@ _FUNCS: dict[str, Callable[[random.Random], str]] = {
     "year": lambda r: str(r.randint(1990, 2026)),
     "ver": lambda r: f"{r.randint(1, 9)}.{r.randint(0, 20)}",
     "time": lambda r: f"{r.randint(7, 19)}:{r.choice(['00', '15', '30', '45'])}",
+    "day": lambda r: str(r.randint(1, 28)),
     "date": lambda r: f"{r.randint(2022, 2026)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
     "ticket": lambda r: f"{r.choice(['INC', 'SEC', 'OPS', 'CHG', 'REQ'])}-{r.randint(1000, 99999)}",
     "token": lambda r: _rand_token(r, r.randint(8, 24)),
@@ -479,6 +480,39 @@ def enc_fullwidth(s: str) -> str:
     """Full-width forms (U+FF01..U+FF5E; space → ideographic space)."""
     return "".join(chr(ord(c) + 0xFEE0) if 0x21 <= ord(c) <= 0x7E else ("\u3000" if c == " " else c)
                    for c in s)
+
+
+MORSE = {
+    "a": ".-", "b": "-...", "c": "-.-.", "d": "-..", "e": ".", "f": "..-.", "g": "--.", "h": "....", "i": "..",
+    "j": ".---", "k": "-.-", "l": ".-..", "m": "--", "n": "-.", "o": "---", "p": ".--.", "q": "--.-", "r": ".-.",
+    "s": "...", "t": "-", "u": "..-", "v": "...-", "w": ".--", "x": "-..-", "y": "-.--", "z": "--..",
+    "0": "-----", "1": ".----", "2": "..---", "3": "...--", "4": "....-", "5": ".....", "6": "-....",
+    "7": "--...", "8": "---..", "9": "----.", ".": ".-.-.-", ",": "--..--", "?": "..--..", "'": ".----.",
+    "!": "-.-.--", "@": ".--.-.", ":": "---...", "-": "-....-", "/": "-..-.", "\"": ".-..-.",
+}
+
+
+def enc_morse(s: str) -> str:
+    """International Morse code; letters split by spaces, words by `` / `` (unknown characters dropped)."""
+    return " / ".join(" ".join(MORSE[c] for c in w.lower() if c in MORSE) for w in s.split(" ") if w)
+
+
+def enc_binary(s: str) -> str:
+    """Each UTF-8 byte as eight binary digits, space separated."""
+    return " ".join(f"{b:08b}" for b in s.encode())
+
+
+def enc_caesar(s: str, shift: int) -> str:
+    """Caesar shift of ASCII letters by ``shift`` (1..25)."""
+    out = []
+    for c in s:
+        if "a" <= c <= "z":
+            out.append(chr((ord(c) - 97 + shift) % 26 + 97))
+        elif "A" <= c <= "Z":
+            out.append(chr((ord(c) - 65 + shift) % 26 + 65))
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def enc_url(s: str) -> str:
@@ -730,10 +764,10 @@ def _wrap_task(ctx: _Ctx, kind: str, doc: str) -> str:
     return f"{task}\n{fence}\n{doc}\n{close}"
 
 
-def _pick_kind(ctx: _Ctx, weights: dict[str, float] | None = None) -> str:
+def _pick_kind(ctx: _Ctx, weights: dict[str, float] | None = None, external: bool = True) -> str:
     kinds = list(_DOC_KINDS)
     w = [(weights or {}).get(k, 1.0) for k in kinds]
-    if ctx.carriers:
+    if ctx.carriers and external:
         kinds.append("external")
         w.append(sum(w) * 0.5)
     return ctx.rng.choices(kinds, weights=w)[0]
@@ -874,7 +908,7 @@ def _fam_exfil(ctx: _Ctx) -> Sample:
 
 
 _OBF_METHODS = ("base64", "hex", "rot13", "reverse", "reverse_words", "leet", "spaced", "zero_width",
-                "tags", "homoglyph", "fullwidth", "url", "split", "mixed")
+                "tags", "homoglyph", "fullwidth", "url", "split", "mixed", "morse", "binary", "caesar")
 
 
 def _encode(method: str, s: str, rng: random.Random) -> str:
@@ -884,7 +918,7 @@ def _encode(method: str, s: str, rng: random.Random) -> str:
         "leet": lambda: enc_leet(s, rng), "spaced": lambda: enc_spaced(s, rng),
         "zero_width": lambda: enc_zero_width(s, rng), "tags": lambda: enc_tags(s),
         "homoglyph": lambda: enc_homoglyph(s, rng), "fullwidth": lambda: enc_fullwidth(s),
-        "url": lambda: enc_url(s),
+        "url": lambda: enc_url(s), "morse": lambda: enc_morse(s), "binary": lambda: enc_binary(s),
     }[method]()
 
 
@@ -921,7 +955,8 @@ def _fam_obfuscation(ctx: _Ctx) -> Sample:
         joined = " + ".join(names)
         text = block.replace(_ENC, assign).replace("\x00\x03\x04", joined)
         return Sample(text, 1, "obfuscation", lang, {"method": "split", "payload": payload, "parts": pieces})
-    encoded = _encode(method, payload, r)
+    shift = r.choice([1, 2, 3, 4, 5, 7, 10, 17, 23, 25])
+    encoded = enc_caesar(payload, shift) if method == "caesar" else _encode(method, payload, r)
     wrap_p = {"leet": 0.35, "homoglyph": 0.2, "zero_width": 0.25, "fullwidth": 0.4, "spaced": 0.5,
               "tags": 0.0}.get(method, 0.75)
     if method == "tags":
@@ -929,14 +964,17 @@ def _fam_obfuscation(ctx: _Ctx) -> Sample:
     elif r.random() < wrap_p:
         slot = "obf_wrap_" + method if "obf_wrap_" + method in ctx.g.slots else "obf_wrap_generic"
         env = {"enc": _ENC, "method_name": ctx.pick("method_name_" + method)
-               if "method_name_" + method in ctx.g.slots else method}
+               if "method_name_" + method in ctx.g.slots else method, "shift": str(shift)}
         text = vary(ctx.x("{" + slot + "}", env), r, noisy=False)
-    elif method in ("base64", "hex", "rot13", "reverse", "reverse_words", "url"):
+    elif method in ("base64", "hex", "rot13", "reverse", "reverse_words", "url", "morse", "binary", "caesar"):
         text = ctx.x("{obf_bare}", {"enc": _ENC})
     else:
         text = _ENC
     text = text.replace(_ENC, encoded)
-    return Sample(text, 1, "obfuscation", lang, {"method": method, "payload": payload, "encoded": encoded})
+    meta = {"method": method, "payload": payload, "encoded": encoded}
+    if method == "caesar":
+        meta["shift"] = shift
+    return Sample(text, 1, "obfuscation", lang, meta)
 
 
 def _split_names(rng: random.Random, k: int) -> list[str]:
@@ -995,7 +1033,7 @@ def _fam_hard_code(ctx: _Ctx) -> Sample:
 def _fam_hard_docs(ctx: _Ctx) -> Sample:
     if ctx.p(0.25):
         return Sample(ctx.pick("hard_docs_top"), 0, "benign_hard")
-    kind = _pick_kind(ctx)
+    kind = _pick_kind(ctx, external=False)  # caller carriers are train rows already: don't copy them
     where = ctx.rng.choice(["start", "middle", "end"])
     doc = _doc(ctx, kind, None, where)
     lang = _lang_of(doc) if kind == "external" else "en"

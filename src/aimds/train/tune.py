@@ -2,8 +2,8 @@
 cascade band of the encoder, for the whole default pipeline (signatures included).
 
 The search maximises the true-positive rate subject to a false-positive budget overall and on the
-hard-benign slice, then prefers the narrowest cascade band (least encoder time) whose TPR is
-within ``slack`` of the best.
+hard-benign slice, then prefers the highest cascade gate (least encoder time) whose TPR is within
+``slack`` of the best.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class TuneConfig:
 
     target_fpr: float = 0.008
     target_hard_fpr: float = 0.025
-    slack: float = 0.003
+    slack: float = 0.005
     min_score: float = 0.05
 
 
@@ -68,34 +68,37 @@ def _scores(p: np.ndarray, t: float, floor: float) -> np.ndarray:
     return np.where(s >= floor, s, 0.0)
 
 
-def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig) -> dict[str, Any]:
-    """Grid search over (linear threshold, encoder threshold, cascade low bound)."""
+def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: float = 0.75) -> dict[str, Any]:
+    """Grid search over (linear threshold, encoder threshold, cascade gate on the linear probability)."""
     y, hard = c["y"], c["hard"]
     neg = y == 0
     t_lin_grid = np.unique(np.quantile(c["lin"][neg], [0.95, 0.97, 0.98, 0.99, 0.993, 0.996, 0.998, 0.999]))
     t_enc_grid = np.unique(np.quantile(c["enc"][neg], [0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.996, 0.998, 0.999]))
-    lows = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3]
-    results = []
+    gates = [0.0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1]
+    enc_scores = {float(te): _scores(c["enc"], float(te), cfg.min_score) for te in t_enc_grid}
+    per_gate: dict[float, dict[str, Any]] = {}
     for tl in t_lin_grid:
         s_lin = _scores(c["lin"], float(tl), cfg.min_score)
         prior = 1 - (1 - c["sig"]) * (1 - s_lin)
-        for te in t_enc_grid:
-            s_enc = _scores(c["enc"], float(te), cfg.min_score)
-            for lo in lows:
-                run = (prior >= lo) & (prior < 0.75)
+        for gate in gates:
+            run = ((c["lin"] >= gate) | (prior > 0)) & (prior < decided)
+            for te, s_enc in enc_scores.items():
                 risk = 1 - (1 - prior) * (1 - np.where(run, s_enc, 0.0))
                 flagged = risk >= monitor
                 fpr = flagged[neg].mean()
                 hfpr = flagged[hard].mean() if hard.any() else 0.0
-                if fpr <= cfg.target_fpr and hfpr <= cfg.target_hard_fpr:
-                    results.append({"classifier_threshold": float(tl), "encoder_threshold": float(te),
-                                    "cascade_band": [lo, 0.75], "tpr": float(flagged[~neg].mean()),
-                                    "fpr": float(fpr), "hard_fpr": float(hfpr), "encoder_share": float(run.mean())})
-    if not results:
+                if fpr > cfg.target_fpr or hfpr > cfg.target_hard_fpr:
+                    continue
+                tpr = float(flagged[~neg].mean())
+                if gate not in per_gate or tpr > per_gate[gate]["tpr"]:
+                    per_gate[gate] = {"classifier_threshold": float(tl), "encoder_threshold": te,
+                                      "cascade_gate": gate, "cascade_decided": decided, "tpr": tpr,
+                                      "fpr": float(fpr), "hard_fpr": float(hfpr), "encoder_share": float(run.mean()),
+                                      "encoder_share_benign": float(run[neg].mean())}
+    if not per_gate:
         raise RuntimeError("no operating point meets the false-positive targets")
-    best_tpr = max(r["tpr"] for r in results)
-    near = [r for r in results if r["tpr"] >= best_tpr - cfg.slack]
-    return max(near, key=lambda r: (-r["encoder_share"], r["tpr"]))
+    best_tpr = max(r["tpr"] for r in per_gate.values())
+    return max((r for r in per_gate.values() if r["tpr"] >= best_tpr - cfg.slack), key=lambda r: r["cascade_gate"])
 
 
 def tune(dev_path: Path, out: Path, cfg: TuneConfig | None = None, log: Log = print) -> dict[str, Any]:
@@ -109,10 +112,11 @@ def tune(dev_path: Path, out: Path, cfg: TuneConfig | None = None, log: Log = pr
         "version": 1,
         "classifier_threshold": round(best["classifier_threshold"], 6),
         "encoder_threshold": round(best["encoder_threshold"], 6),
-        "cascade_band": best["cascade_band"],
+        "cascade_gate": best["cascade_gate"],
+        "cascade_decided": best["cascade_decided"],
         "tuned_on": dev_path.name,
         "tuned_at": time.strftime("%Y-%m-%d"),
-        "dev": {k: round(best[k], 4) for k in ("tpr", "fpr", "hard_fpr", "encoder_share")},
+        "dev": {k: round(best[k], 4) for k in ("tpr", "fpr", "hard_fpr", "encoder_share", "encoder_share_benign")},
         "targets": {"fpr": cfg.target_fpr, "hard_fpr": cfg.target_hard_fpr},
     }
     out.write_text("# Operating points chosen on dev by `aimds tune` (regenerate, do not edit by hand).\n"
