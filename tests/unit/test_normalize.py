@@ -521,3 +521,18 @@ def test_one_long_spaced_run_is_joined() -> None:
     v = normalize("i g n o r e " * 100)
     assert view(v, "despaced").text == "ignore" * 100
     check_offsets(v)
+
+
+def test_short_acronyms_join_without_a_signal() -> None:
+    v = normalize("We follow E-E-A-T and the V.V.I.P list")
+    assert "eeat" in view(v, "despaced").text
+    assert "spaced" not in kinds(v)
+
+
+@pytest.mark.parametrize("text", [
+    "Use $user and $false in PowerShell, @Component and @xyflow in code",
+    "i18n and a11y, conv1d and batchnorm3d, 44x44px icons, 38avenue and 10percent",
+    "the colours c3a4 and 4d4c, the formula c17h19no3",
+])
+def test_identifiers_are_not_leet(text: str) -> None:
+    assert "leet" not in kinds(normalize(text))

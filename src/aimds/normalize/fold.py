@@ -137,6 +137,8 @@ def _fold_general(text: str, cps: np.ndarray, *, ascii_only: bool, with_signals:
         if with_signals:
             signals.extend(_char_signals(text, cps, cls))
         c1, off, dropped = _drop_marks(c1, off, t)
+        # Count only marks written as such, not those a fold made (casefolded "İ" is "i" + dot).
+        dropped = dropped[(cls[dropped] & MARK) != 0] if len(dropped) else dropped
         if len(dropped) >= 3 and with_signals:
             signals.append(Signal("combining", *_span(dropped), len(dropped)))
     if with_signals and ascii_only:

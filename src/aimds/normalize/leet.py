@@ -15,21 +15,21 @@ import numpy as np
 import re2
 
 from aimds.normalize.fold import apply_edits
+from aimds.normalize.words import common_words
 
-LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s",
-        "|": "l", "!": "i", "+": "t"}
-_WEAK = frozenset("|!+")
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$|!+")
+LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"}
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$")
 _HEX = frozenset("0123456789abcdef")
+_OTHER_DIGITS = frozenset("269")
 _TOKEN_RE = re2.compile(
-    r"[a-z0-9@$|!+]*[a-z][0134578@$|!+]+[a-z][a-z0-9@$|!+]*|[0134578@$]+[a-z]{3}[a-z0-9@$|!+]*|[a-z]{2,}11"
+    r"[a-z0-9@$]*[a-z][0134578@$]+[a-z][a-z0-9@$]*|[0134578][a-z]{3}[a-z0-9@$]*|[a-z]{2,}11"
 )
 # Multi-character letter shapes, longest first. Only used next to letters.
 _SHAPES = (("|\\/|", "m"), ("/\\/\\", "m"), ("\\/\\/", "w"), ("|\\|", "n"), ("|-|", "h"), ("|_|", "u"),
            ("\\/", "v"), ("/\\", "a"))
 _SHAPE_RE = re2.compile(r"[a-z]?(?:\|\\/\||/\\/\\|\\/\\/|\|\\\||\|-\||\|_\||\\/|/\\)[a-z]?")
 _MAX_TOKENS = 3_000
-_SPACED_RE = re2.compile(r"\pL(?:[ ._\-*/|~]{1,3}\pL){3,}")
+_SPACED_RE = re2.compile(r"\pL(?:[ ._\-*~]{1,3}\pL){3,}")
 _MAX_SPACED_CHARS = 400_000
 
 
@@ -39,7 +39,7 @@ class Rewrite:
 
     text: str
     offsets: np.ndarray
-    count: int            # tokens (leet) or runs (spaced) rewritten
+    count: int            # tokens rewritten (leet); runs of five letters or more (spaced)
     start: int            # span of the changes in the original
     end: int
     detail: str
@@ -87,29 +87,36 @@ def _result(text: str, off: np.ndarray, spans: list[tuple[int, int]], words: lis
 
 
 def _deleet_token(tok: str, after: str) -> str | None:
-    """The token with its leet symbols folded, or ``None`` when it does not look like leetspeak."""
-    if len(tok) > 24:
-        return None                      # an identifier, key or encoded blob, not a word
-    letters = sum(map(str.isalpha, tok))
-    leet = [c for c in tok if c in LEET]
-    if letters < 2 or not leet:
+    """The token with its leet symbols folded, or ``None`` when it does not look like leetspeak.
+
+    Accepted: two or more substitutions, or one that yields a common word ("passw0rd"). Refused:
+    identifiers and numbers ("i2c", "x100", hex ids), variables and handles ("$user", "@name"),
+    e-mail addresses.
+    """
+    if len(tok) > 24 or tok[0] in "@$" or not _OTHER_DIGITS.isdisjoint(tok):
         return None
-    kinds = set(leet)
-    if kinds <= {"@"} and after == ".":
+    leet = sum(1 for c in tok if c in LEET)
+    if leet == 0 or len(tok) - leet < 2:
+        return None
+    if "@" in tok and after == ".":
         return None                      # an e-mail address
-    if kinds <= _WEAK and letters < 4:
-        return None                      # "a+b", "x|y"
-    if len(tok) >= 6 and set(tok) <= _HEX:
-        return None                      # a hash or hex id
-    if len(tok) > 12 and len(leet) < 2:
-        return None                      # an identifier, key or encoded blob, not a word
+    if len(tok) <= 5 and tok[0].isalpha() and tok[1:3].isdigit() and tok[1] != "0" and tok[3:].isalpha():
+        return None                      # a numeronym ("i18n", "a11y")
+    if len(tok) >= 4 and set(tok) <= _HEX:
+        return None                      # a hash, colour or hex id
+    if any(tok[i:i + 3].isdigit() or (tok[i].isdigit() and tok[i + 1] == "x" and tok[i + 2].isdigit())
+           for i in range(len(tok) - 2)):
+        return None                      # a number or a size inside an identifier ("4x100m", "44x44px")
     out = []
     for i, c in enumerate(tok):
         if c == "1" and ((i > 0 and tok[i - 1] in "1l") or (i + 1 < len(tok) and tok[i + 1] in "1l")):
             out.append("l")
         else:
             out.append(LEET.get(c, c))
-    return "".join(out)
+    word = "".join(out)
+    if leet >= 2 or word in common_words():
+        return word
+    return None
 
 
 def _fold_shapes(text: str, off: np.ndarray) -> tuple[str, np.ndarray, list[tuple[int, int]]]:
@@ -162,6 +169,7 @@ def despace(text: str, off: np.ndarray) -> Rewrite | None:
     capped = False
     n = len(text)
     cps: np.ndarray | None = None
+    strong = 0
     for k, m in enumerate(_SPACED_RE.finditer(text)):
         s, e = m.span()
         if budget <= 0 or k >= _MAX_SPACED_RUNS:
@@ -181,6 +189,7 @@ def despace(text: str, off: np.ndarray) -> Rewrite | None:
             long_drops.append(drop_a)
             long_gaps.append(gap_a)
             drop_l, gap_l = drop_a[:200].tolist(), gap_a[:200].tolist()
+            n_sep = len(drop_a) + len(gap_a)
         else:
             short = _short_run(text, off, s, e)
             if short is None:
@@ -188,7 +197,10 @@ def despace(text: str, off: np.ndarray) -> Rewrite | None:
             drop_l, gap_l, first, last = short
             drops.extend(drop_l)
             gaps.extend(gap_l)
+            n_sep = len(drop_l) + len(gap_l)
         spans.append((first, last + 1))
+        if last + 1 - first - n_sep >= 5:   # five letters or more: "V.V.I.P" or "E-E-A-T" are no signal
+            strong += 1
         if len(joined) < 8:
             joined.append(_render(text, first, last + 1, drop_l, gap_l))
     if not spans:
@@ -200,12 +212,12 @@ def despace(text: str, off: np.ndarray) -> Rewrite | None:
     out = chars[keep].tobytes().decode("utf-32-le")
     new_off = np.append(off[:-1][keep], off[-1])
     lo, hi = spans[0][0], spans[-1][1]
-    return Rewrite(out, new_off, len(spans), int(off[lo]), int(off[hi - 1]) + 1, " | ".join(joined)[:80], capped)
+    return Rewrite(out, new_off, strong, int(off[lo]), int(off[hi - 1]) + 1, " | ".join(joined)[:80], capped)
 
 
 _LONG_RUN = 256
 _MAX_SPACED_RUNS = 2_000
-_SEP_CODES = np.array([ord(c) for c in " ._-*/|~"], np.uint32)
+_SEP_CODES = np.array([ord(c) for c in " ._-*~"], np.uint32)
 
 
 def _short_run(text: str, off: np.ndarray, s: int, e: int) -> tuple[list[int], list[int], int, int] | None:

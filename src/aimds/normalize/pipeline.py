@@ -54,7 +54,8 @@ def build_views(text: str, limits: Limits) -> Views:
     ds = despace(f.text, off)
     if ds is not None and ds.text != f.text:
         views.append(View("despaced", ds.text, _as_tuple(ds.offsets)))
-        signals.append(Signal("spaced", ds.start, ds.end, ds.count, ds.detail))
+        if ds.count:
+            signals.append(Signal("spaced", ds.start, ds.end, ds.count, ds.detail))
         if ds.capped:
             notes.append("despace: too many spaced runs, the rest left as they were")
 

@@ -49,6 +49,9 @@ thanks thing things think though thought three time today together told tomorrow
 top toward true trust try turn two type understand unless unlock unrestricted user usual value
 version view voice wait walk water week weight went whatever whole woman word words work
 world write wrong year years yesterday young
+hello hack hacker hacking jailbreak exploit malware virus weapon weapons bomb steal root shell
+bypass jailbroken uncensored unfiltered evil illegal dangerous harmful forbidden restricted
+credentials token tokens api passwords secrets confidential leak admin administrator sudo
 """
 
 
