@@ -127,11 +127,7 @@ def decode_views(original: str, folded: View, limits: Limits, start: float | Non
     reversed_words()
     t0 = time.perf_counter() if start is None else start
     ctx = _Ctx(original, limits, t0 + limits.time_budget_ms / 1000.0)
-    try:
-        _scan(ctx, original, "", 0, None)
-    except UnicodeEncodeError:
-        # Lone surrogates (RE2 needs UTF-8): scan a copy where each is "?" (same positions).
-        _scan(ctx, original.encode("utf-8", "replace").decode("utf-8"), "", 0, None)
+    _scan(ctx, original, "", 0, None)
     if not ctx.stopped:
         for kind, s, e, text in shifted_segments(folded.text):
             o = folded.to_original(s, e)
@@ -143,6 +139,7 @@ def _scan(ctx: _Ctx, text: str, chain: str, depth: int, origin: tuple[int, int] 
     """Find and decode the encoded runs of ``text`` (nesting level ``depth``)."""
     if ctx.stopped:
         return
+    text = _utf8_safe(text)
     anyone, _ = _candidates_re(ctx.limits.min_encoded_len)
     if not anyone.search(text):
         return
@@ -177,6 +174,17 @@ def _scan(ctx: _Ctx, text: str, chain: str, depth: int, origin: tuple[int, int] 
         _follow(ctx, step, decoded, chain, depth, o, natural=_natural(decoded))
     if inline and not ctx.stopped:
         _add_inline(ctx, text, inline, chain, depth, origin)
+
+
+def _utf8_safe(text: str) -> str:
+    """``text`` with lone surrogates as "?" (RE2 needs UTF-8); same length, same positions."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _follow(ctx: _Ctx, step: str, decoded: str, chain: str, depth: int, o: tuple[int, int], *,
@@ -381,7 +389,7 @@ def _decode_inline(run: str) -> tuple[str, str, int] | None:
         if new != out:
             out, escapes = new, escapes + k
             steps.append("hex")
-    if not steps or not _texty(out):
+    if not steps or not _texty(out.replace("\ufffd", "")):
         return None
     return ">".join(steps), out, escapes
 
@@ -424,7 +432,7 @@ def _xesc(s: str) -> str:
 
 
 def _chr(cp: int) -> str:
-    return chr(cp) if 0 < cp < 0x110000 else "\ufffd"
+    return chr(cp) if 0 < cp < 0x110000 and not 0xD800 <= cp < 0xE000 else "\ufffd"
 
 
 def _bytes_text(data: bytes | None) -> str | None:
