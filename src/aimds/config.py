@@ -27,7 +27,7 @@ class Settings:
     detector_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     policy: str = "default"              # a shipped policy name or a path to a YAML file
     max_chars: int = 200_000             # longer input raises InputTooLargeError
-    detector_budget_ms: float = 100.0    # a detector slower than this is reported as a timeout
+    detector_budget_ms: float = 250.0    # a detector slower than this is named in versions["slow_detectors"]
     decode_depth: int = 4
     decode_budget_ms: float = 20.0
 

@@ -186,6 +186,7 @@ class Verdict:
     sanitized_text: str | None = None
     policy: str = "default"
     versions: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    notes: tuple[str, ...] = ()   # e.g. decoding bounds hit, detectors past their time budget
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", Action(self.action))
@@ -214,4 +215,5 @@ class Verdict:
             "sanitized_text": self.sanitized_text,
             "policy": self.policy,
             "versions": dict(self.versions),
+            "notes": list(self.notes),
         }

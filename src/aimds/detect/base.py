@@ -24,6 +24,8 @@ class ScanContext:
     request: ScanRequest
     options: Mapping[str, Any] = field(default_factory=dict)
     prior_risk: float = 0.0   # risk from the detectors that ran before (cascade stages read it)
+    #: Raw model scores published by detectors for later cascade stages (e.g. ``{"classifier": p}``).
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 class Detector(ABC):
@@ -55,7 +57,7 @@ class Detector(ABC):
         """Load heavy resources. Idempotent; called once by the pipeline before the first scan."""
         self._loaded = True
 
-    def wants(self, prior_risk: float) -> bool:
+    def wants(self, context: ScanContext) -> bool:
         """For cascade stages: whether the outcome is uncertain enough to be worth running."""
         return True
 

@@ -91,6 +91,7 @@ class ClassifierDetector(Detector):
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, if its score reaches the report floor."""
         p, vname, s, e = self.probability(views)
+        context.scores[self.name] = p
         score = threshold_score(p, self.threshold)
         if score < self.floor:
             return []

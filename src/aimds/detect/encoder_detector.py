@@ -17,10 +17,11 @@ from aimds.types import Category, Finding, Role, Span
 class EncoderDetector(Detector):
     """Scores windows of the folded text with the fine-tuned transformer; runs as a cascade stage.
 
-    It runs only when the risk from the cheaper detectors lies in the cascade band chosen on dev
-    (``data/models/operating_points.yaml``): below it the text is confidently benign, above it
-    the verdict is already decided. Options: ``model_path``, ``threshold``, ``band`` ([low, high]),
-    ``threads`` (onnxruntime intra-op threads, default 2), ``always`` (ignore the band).
+    It runs only when the cheaper stages left the outcome open (``data/models/operating_points.yaml``,
+    chosen on dev): the linear classifier's probability is at least ``gate`` (below it the text is
+    confidently benign) or a rule/signal spoke, and the risk so far is under ``decided`` (above it
+    the verdict is already a block). Options: ``model_path``, ``threshold``, ``gate``, ``decided``,
+    ``threads`` (onnxruntime intra-op threads, default 2), ``always`` (run on every text).
     """
 
     name: ClassVar[str] = "encoder"
@@ -37,8 +38,8 @@ class EncoderDetector(Detector):
         ops = operating_points()
         self.model = EncoderModel.load(self.options.get("model_path"), threads=int(self.options.get("threads", 2)))
         self.threshold = float(self.options.get("threshold", ops["encoder_threshold"]))
-        low, high = self.options.get("band", ops.get("cascade_band", [0.0, 1.0]))
-        self.band = (float(low), float(high))
+        self.gate = float(self.options.get("gate", ops.get("cascade_gate", 0.0)))
+        self.decided = float(self.options.get("decided", ops.get("cascade_decided", 1.0)))
         self.always = bool(self.options.get("always", False))
         super().load()
 
@@ -46,9 +47,13 @@ class EncoderDetector(Detector):
         """The model's version."""
         return self.model.version
 
-    def wants(self, prior_risk: float) -> bool:
+    def wants(self, context: ScanContext) -> bool:
         """Run only when the cheaper detectors left the outcome uncertain."""
-        return self.always or self.band[0] <= prior_risk < self.band[1]
+        if self.always:
+            return True
+        if context.prior_risk >= self.decided:
+            return False
+        return context.prior_risk > 0 or context.scores.get("classifier", 1.0) >= self.gate
 
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, when its score reaches 0.2."""

@@ -31,7 +31,8 @@ def operating_points(path: str | None = None) -> dict[str, Any]:
         v = raw.get(key)
         if not isinstance(v, (int, float)) or not 0 < v < 1:
             raise ConfigError(f"{p}: {key} must be a number in (0, 1)")
-    band = raw.get("cascade_band", [0.0, 1.0])
-    if not (isinstance(band, list) and len(band) == 2 and 0 <= band[0] <= band[1] <= 1):
-        raise ConfigError(f"{p}: cascade_band must be [low, high] within [0, 1]")
+    for key in ("cascade_gate", "cascade_decided"):
+        v = raw.get(key, 0.0)
+        if not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ConfigError(f"{p}: {key} must be a number in [0, 1]")
     return raw
