@@ -24,8 +24,9 @@ class ScanContext:
     request: ScanRequest
     options: Mapping[str, Any] = field(default_factory=dict)
     prior_risk: float = 0.0   # risk from the detectors that ran before (cascade stages read it)
-    #: Raw model scores published by detectors for later cascade stages (e.g. ``{"classifier": p}``).
-    scores: dict[str, float] = field(default_factory=dict)
+    #: What detectors publish for later cascade stages, e.g. ``{"classifier": p,
+    #: "classifier_windows": [(start, end, p), ...]}`` (window spans in the folded view).
+    scores: dict[str, Any] = field(default_factory=dict)
 
 
 class Detector(ABC):

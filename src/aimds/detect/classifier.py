@@ -66,13 +66,20 @@ class ClassifierDetector(Detector):
         """The model's version."""
         return self.model.version
 
-    def probability(self, views: Views) -> tuple[float, str, int, int]:
-        """Highest window probability: ``(p, view name, start, end)`` in that view's coordinates."""
+    def probability(self, views: Views, folded_windows: list[tuple[int, int, float]] | None = None
+                    ) -> tuple[float, str, int, int]:
+        """Highest window probability: ``(p, view name, start, end)`` in that view's coordinates.
+
+        ``folded_windows``, when given, receives the scores of the folded view's windows.
+        """
         best = (0.0, "folded", 0, 0)
         for view in views.views:
             if view.name != "folded" and view.name not in EXTRA_VIEWS:
                 continue
-            for s, e, p in self.model.score_windows(view.text):
+            scored = self.model.score_windows(view.text)
+            if view.name == "folded" and folded_windows is not None:
+                folded_windows.extend(scored)
+            for s, e, p in scored:
                 if p > best[0]:
                     best = (p, view.name if not view.source else f"decoded:{view.source}", s, e)
         return best
@@ -90,8 +97,10 @@ class ClassifierDetector(Detector):
 
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, if its score reaches the report floor."""
-        p, vname, s, e = self.probability(views)
+        folded_windows: list[tuple[int, int, float]] = []
+        p, vname, s, e = self.probability(views, folded_windows)
         context.scores[self.name] = p
+        context.scores[f"{self.name}_windows"] = folded_windows
         score = threshold_score(p, self.threshold)
         if score < self.floor:
             return []

@@ -188,6 +188,12 @@ class EncoderModel:
             out[b : b + len(chunk)] = np.asarray(res[0], dtype=np.float32).reshape(-1)
         return out
 
+    def score_windows(self, wins: Sequence[Window]) -> list[float]:
+        """Probabilities of already-built windows (batched in one onnxruntime call per batch)."""
+        if not wins:
+            return []
+        return [_sigmoid(float(z)) for z in self._logits(wins)]
+
     def window_scores(self, text: str) -> list[tuple[int, int, float]]:
         """``(char_start, char_end, probability)`` for every window of ``text``, in order."""
         wins = self.windows(text)

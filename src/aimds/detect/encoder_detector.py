@@ -21,7 +21,8 @@ class EncoderDetector(Detector):
     chosen on dev): the linear classifier's probability is at least ``gate`` (below it the text is
     confidently benign) or a rule/signal spoke, and the risk so far is under ``decided`` (above it
     the verdict is already a block). Options: ``model_path``, ``threshold``, ``gate``, ``decided``,
-    ``threads`` (onnxruntime intra-op threads, default 2), ``always`` (run on every text).
+    ``threads`` (onnxruntime intra-op threads, default 2), ``always`` (run on every text),
+    ``max_chars`` and ``max_regions`` (see :meth:`regions`).
     """
 
     name: ClassVar[str] = "encoder"
@@ -55,10 +56,34 @@ class EncoderDetector(Detector):
             return False
         return context.prior_risk > 0 or context.scores.get("classifier", 1.0) >= self.gate
 
+    def regions(self, text: str, context: ScanContext) -> list[tuple[int, int]]:
+        """Character regions of the folded text to score.
+
+        Short texts are scored whole. A text longer than ``max_chars`` (default 4,000) is read by
+        the linear classifier in full; the encoder re-scores its ``max_regions`` riskiest windows
+        (default 4) plus the first one, and at most ``max_windows`` model windows (default 6) in
+        all, which bounds the cost on long or hostile input.
+        """
+        max_chars = int(self.options.get("max_chars", 4000))
+        if len(text) <= max_chars:
+            return [(0, len(text))]
+        wins = context.scores.get("classifier_windows") or []
+        k = int(self.options.get("max_regions", 4))
+        ranked = sorted(wins, key=lambda w: -w[2])[:k]
+        chosen = sorted({(s, e) for s, e, _ in ranked} | {(0, min(len(text), 512))})
+        return chosen
+
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, when its score reaches 0.2."""
         folded = views.folded
-        scores = self.model.window_scores(folded.text)
+        budget = int(self.options.get("max_windows", 6))
+        chosen: list[tuple[int, object]] = []
+        for rs, re_ in self.regions(folded.text, context):
+            for w in self.model.windows(folded.text[rs:re_]):
+                if len(chosen) < budget or len(folded.text) <= int(self.options.get("max_chars", 4000)):
+                    chosen.append((rs, w))
+        probs = self.model.score_windows([w for _, w in chosen])  # type: ignore[misc]
+        scores = [(rs + w.start, rs + w.end, p) for (rs, w), p in zip(chosen, probs, strict=True)]  # type: ignore[attr-defined]
         s, e, p = max(scores, key=lambda x: x[2])
         score = threshold_score(p, self.threshold)
         if score < 0.2:

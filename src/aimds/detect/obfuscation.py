@@ -45,11 +45,12 @@ class ObfuscationDetector(Detector):
             if _kind(sig) == "tag_chars" and _is_flag_emoji(views.original, sig):
                 continue
             detail = f": {excerpt(sig.detail, 0, len(sig.detail), 60)}" if sig.detail else ""
+            strong = "strong_count" in spec and sig.count >= spec["strong_count"]
             out.append(Finding(
                 detector=self.name,
                 rule_id=f"signal:{sig.kind}",
                 category=Category.OBFUSCATION,
-                score=float(spec["score"]),
+                score=float(spec["strong_score"] if strong else spec["score"]),
                 severity=int(spec["severity"]),
                 span=Span(sig.start, sig.end),
                 evidence=f"{sig.count} × {sig.kind}{detail}",
