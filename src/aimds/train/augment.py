@@ -604,10 +604,11 @@ _KIND_HIDE = {
     "email": "text", "web": "html", "review": "text", "code_py": "py", "code_js": "js", "markdown": "md",
     "ticket": "text", "chat": "text", "resume": "text", "news": "text", "calendar": "text",
     "search": "text", "pdf": "text", "table": "text", "csv": "text", "json": "text", "external": "text",
+    "qa": "md",
 }
 _DOC_KINDS = ("email", "web", "review", "code_py", "code_js", "markdown", "ticket", "chat", "resume",
-              "news", "calendar", "search", "pdf", "table", "csv", "json")
-_RAW_KINDS = {"code_py", "code_js", "table", "csv", "json", "web", "markdown"}
+              "news", "calendar", "search", "pdf", "table", "csv", "json", "qa")
+_RAW_KINDS = {"code_py", "code_js", "table", "csv", "json", "web", "markdown", "qa"}
 
 
 def _insert_blocks(blocks: list[str], payload: str, where: str, rng: random.Random) -> list[str]:
