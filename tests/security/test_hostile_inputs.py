@@ -46,6 +46,7 @@ def test_base64_nested_20_deep(guard: Guard) -> None:
         payload = base64.b64encode(payload)
     v, dt = timed(guard, payload.decode()[:150_000])
     assert dt < BOUND_S
+    assert any(n.startswith("normalize:") for n in v.notes), "hitting the decode depth bound must be reported"
 
 
 @pytest.mark.parametrize("bait", [
