@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from aimds.detect.base import Detector, ScanContext, register
@@ -17,12 +18,15 @@ from aimds.types import Category, Finding, Role, Span
 class EncoderDetector(Detector):
     """Scores windows of the folded text with the fine-tuned transformer; runs as a cascade stage.
 
-    It runs only when the cheaper stages left the outcome open (``data/models/operating_points.yaml``,
-    chosen on dev): the linear classifier's probability is at least ``gate`` (below it the text is
-    confidently benign) or a rule/signal spoke, and the risk so far is under ``decided`` (above it
-    the verdict is already a block). Options: ``model_path``, ``threshold``, ``gate``, ``decided``,
-    ``threads`` (onnxruntime intra-op threads, default 2), ``always`` (run on every text),
-    ``max_chars`` and ``max_regions`` (see :meth:`regions`).
+    Its probability is fused with the linear classifier's (a logistic model over both log-odds,
+    fitted on dev) before the threshold. It runs only when the cheaper stages left the outcome
+    open (``data/models/operating_points.yaml``, chosen on dev): the linear probability is at
+    least ``gate`` (below it the text is confidently benign) or a rule/signal spoke, and the risk
+    so far is under ``decided`` (above it the verdict is already a block).
+
+    Options: ``model_path``, ``threshold``, ``gate``, ``decided``, ``threads`` (onnxruntime
+    intra-op threads, default 2), ``always`` (run on every text), ``max_chars``, ``max_regions``
+    and ``max_windows`` (see :meth:`regions`).
     """
 
     name: ClassVar[str] = "encoder"
@@ -41,12 +45,22 @@ class EncoderDetector(Detector):
         self.threshold = float(self.options.get("threshold", ops["encoder_threshold"]))
         self.gate = float(self.options.get("gate", ops.get("cascade_gate", 0.0)))
         self.decided = float(self.options.get("decided", ops.get("cascade_decided", 1.0)))
+        self.fusion = {k: float(v) for k, v in (ops.get("fusion") or {}).items()}
         self.always = bool(self.options.get("always", False))
         super().load()
 
     def version(self) -> str:
         """The model's version."""
         return self.model.version
+
+    def fuse(self, p_lin: float, p_enc: float) -> float:
+        """Probability of attack from both models (logistic fusion fitted on dev by ``aimds tune``)."""
+        if not self.fusion:
+            return p_enc
+        a, b = _logit(p_lin), _logit(p_enc)
+        f = self.fusion
+        z = f["bias"] + f["w_lin"] * a + f["w_enc"] * b + f["w_both"] * a * b / 10
+        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
     def wants(self, context: ScanContext) -> bool:
         """Run only when the cheaper detectors left the outcome uncertain."""
@@ -85,7 +99,9 @@ class EncoderDetector(Detector):
         probs = self.model.score_windows([w for _, w in chosen])  # type: ignore[misc]
         scores = [(rs + w.start, rs + w.end, p) for (rs, w), p in zip(chosen, probs, strict=True)]  # type: ignore[attr-defined]
         s, e, p = max(scores, key=lambda x: x[2])
-        score = threshold_score(p, self.threshold)
+        p_lin = context.scores.get("classifier")
+        fused = self.fuse(p_lin, p) if p_lin is not None else p
+        score = threshold_score(fused, self.threshold)
         if score < 0.2:
             return []
         start, end = folded.to_original(s, e)
@@ -99,7 +115,13 @@ class EncoderDetector(Detector):
             severity=7 if score >= OPERATING_SCORE else 4,
             span=Span(start, end),
             evidence=excerpt(folded.text, s, e),
-            explanation=f"transformer p={p:.3f} (operating threshold {self.threshold:.3f}) on folded window",
+            explanation=(f"transformer p={p:.3f}" + (f", n-gram p={p_lin:.3f}, fused p={fused:.3f}" if p_lin is not None
+                                                      else "") + f" (operating threshold {self.threshold:.3f})"),
             view="folded",
             tags=("owasp:LLM01:2025",),
         )]
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))

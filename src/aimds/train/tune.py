@@ -1,5 +1,5 @@
-"""Choosing operating points on dev (``aimds tune``): thresholds of the learned detectors and the
-cascade band of the encoder, for the whole default pipeline (signatures included).
+"""Choosing operating points on dev (``aimds tune``): the fusion of the two learned models, their
+thresholds and the encoder's cascade gate, for the whole default pipeline (signatures included).
 
 The search maximises the true-positive rate subject to a false-positive budget overall and on the
 hard-benign slice, then prefers the highest cascade gate (least encoder time) whose TPR is within
@@ -68,37 +68,68 @@ def _scores(p: np.ndarray, t: float, floor: float) -> np.ndarray:
     return np.where(s >= floor, s, 0.0)
 
 
-def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: float = 0.75) -> dict[str, Any]:
-    """Grid search over (linear threshold, encoder threshold, cascade gate on the linear probability)."""
+def logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds, clipped away from 0 and 1."""
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def fusion_features(p_lin: np.ndarray, p_enc: np.ndarray) -> np.ndarray:
+    """Inputs of the fusion model: both log-odds and their (scaled) product."""
+    a, b = logit(p_lin), logit(p_enc)
+    return np.c_[a, b, a * b / 10]
+
+
+def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: float = 0.75,
+           folds: int = 5, seed: int = 13) -> dict[str, Any]:
+    """Grid search over (linear threshold, fused threshold, cascade gate) with a fusion model.
+
+    The fusion model (logistic regression on the two models' log-odds) is fitted on dev; the
+    thresholds are searched on its out-of-fold predictions so that they are not fitted to the
+    very rows they are judged on. Texts the gate skips get the encoder probability ``impute``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
     y, hard = c["y"], c["hard"]
     neg = y == 0
-    t_lin_grid = np.unique(np.quantile(c["lin"][neg], [0.95, 0.97, 0.98, 0.99, 0.993, 0.996, 0.998, 0.999]))
-    t_enc_grid = np.unique(np.quantile(c["enc"][neg], [0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.996, 0.998, 0.999]))
-    gates = [0.0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1]
-    enc_scores = {float(te): _scores(c["enc"], float(te), cfg.min_score) for te in t_enc_grid}
+    impute = float(np.quantile(c["enc"][neg], 0.5))
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(c["lin"], y))
+    fold_models = [LogisticRegression(C=1.0).fit(fusion_features(c["lin"][tr], c["enc"][tr]), y[tr])
+                   for tr, _ in splits]
+    final = LogisticRegression(C=1.0).fit(fusion_features(c["lin"], c["enc"]), y)
+    t_lin_grid = np.unique(np.quantile(c["lin"][neg], [0.98, 0.99, 0.993, 0.996, 0.998, 0.999]))
+    gates = [0.0, 0.001, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1]
     per_gate: dict[float, dict[str, Any]] = {}
-    for tl in t_lin_grid:
-        s_lin = _scores(c["lin"], float(tl), cfg.min_score)
-        prior = 1 - (1 - c["sig"]) * (1 - s_lin)
-        for gate in gates:
+    for gate in gates:
+        for tl in t_lin_grid:
+            s_lin = _scores(c["lin"], float(tl), cfg.min_score)
+            prior = 1 - (1 - c["sig"]) * (1 - s_lin)
             run = ((c["lin"] >= gate) | (prior > 0)) & (prior < decided)
-            for te, s_enc in enc_scores.items():
-                risk = 1 - (1 - prior) * (1 - np.where(run, s_enc, 0.0))
-                flagged = risk >= monitor
+            enc_eff = np.where(run, c["enc"], impute)
+            fused = np.zeros(len(y))
+            for (_, te), m in zip(splits, fold_models, strict=True):
+                fused[te] = m.predict_proba(fusion_features(c["lin"][te], enc_eff[te]))[:, 1]
+            for tf in np.unique(np.quantile(fused[neg], [0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.997])):
+                s_f = np.where(run, _scores(fused, float(tf), cfg.min_score), 0.0)
+                flagged = 1 - (1 - prior) * (1 - s_f) >= monitor
                 fpr = flagged[neg].mean()
                 hfpr = flagged[hard].mean() if hard.any() else 0.0
                 if fpr > cfg.target_fpr or hfpr > cfg.target_hard_fpr:
                     continue
                 tpr = float(flagged[~neg].mean())
                 if gate not in per_gate or tpr > per_gate[gate]["tpr"]:
-                    per_gate[gate] = {"classifier_threshold": float(tl), "encoder_threshold": te,
+                    per_gate[gate] = {"classifier_threshold": float(tl), "encoder_threshold": float(tf),
                                       "cascade_gate": gate, "cascade_decided": decided, "tpr": tpr,
                                       "fpr": float(fpr), "hard_fpr": float(hfpr), "encoder_share": float(run.mean()),
                                       "encoder_share_benign": float(run[neg].mean())}
     if not per_gate:
         raise RuntimeError("no operating point meets the false-positive targets")
     best_tpr = max(r["tpr"] for r in per_gate.values())
-    return max((r for r in per_gate.values() if r["tpr"] >= best_tpr - cfg.slack), key=lambda r: r["cascade_gate"])
+    best = max((r for r in per_gate.values() if r["tpr"] >= best_tpr - cfg.slack), key=lambda r: r["cascade_gate"])
+    best["fusion"] = {"w_lin": float(final.coef_[0, 0]), "w_enc": float(final.coef_[0, 1]),
+                      "w_both": float(final.coef_[0, 2]), "bias": float(final.intercept_[0])}
+    return best
 
 
 def tune(dev_path: Path, out: Path, cfg: TuneConfig | None = None, log: Log = print) -> dict[str, Any]:
@@ -114,6 +145,7 @@ def tune(dev_path: Path, out: Path, cfg: TuneConfig | None = None, log: Log = pr
         "encoder_threshold": round(best["encoder_threshold"], 6),
         "cascade_gate": best["cascade_gate"],
         "cascade_decided": best["cascade_decided"],
+        "fusion": {k: round(v, 6) for k, v in best["fusion"].items()},
         "tuned_on": dev_path.name,
         "tuned_at": time.strftime("%Y-%m-%d"),
         "dev": {k: round(best[k], 4) for k in ("tpr", "fpr", "hard_fpr", "encoder_share", "encoder_share_benign")},
