@@ -1070,6 +1070,12 @@ def _fam_hard_roleplay(ctx: _Ctx) -> Sample:
     return Sample(vary(text, ctx.rng) if len(text) < 400 else text, 0, "benign_hard")
 
 
+def _fam_hard_sysprompt(ctx: _Ctx) -> Sample:
+    if ctx.p(0.3):
+        return Sample(_rp_long(ctx), 0, "benign_hard", "en", {"long": True})
+    return Sample(ctx.pick("sysprompt_top"), 0, "benign_hard")
+
+
 @dataclass(frozen=True)
 class Family:
     """A named row generator with its default row count."""
@@ -1095,7 +1101,8 @@ FAMILIES: dict[str, Family] = {
         Family("hard_trigger", 850, _fam_hard_trigger, False),
         Family("hard_code", 450, _fam_hard_code, False),
         Family("hard_docs", 950, _fam_hard_docs, False),
-        Family("hard_roleplay", 650, _fam_hard_roleplay, False),
+        Family("hard_roleplay", 550, _fam_hard_roleplay, False),
+        Family("hard_sysprompt", 350, _fam_hard_sysprompt, False),
     )
 }
 
