@@ -630,12 +630,12 @@ def _insert_sentence(text: str, payload: str, rng: random.Random) -> list[str]:
     return [text[:k].rstrip() + " " + payload + " " + text[k:]]
 
 
-def _table(ctx: _Ctx) -> list[str]:
+def _table(ctx: _Ctx) -> list[list[str]]:
+    """A header row and 3-7 body rows from one ``table_spec`` entry ("A|B|C; cell; cell; cell")."""
     spec = ctx.rng.choice(ctx.g.slots["table_spec"])
     header, *cols = [c.strip() for c in spec.split(";")]
-    names = header.split("|")
     rows = [[ctx.g.expand(c, ctx.rng) for c in cols] for _ in range(ctx.rng.randint(3, 7))]
-    return [names, *rows]  # type: ignore[list-item]
+    return [header.split("|"), *rows]
 
 
 def _render_table(table: list[list[str]], kind: str, payload: str | None, where: str,
@@ -651,8 +651,7 @@ def _render_table(table: list[list[str]], kind: str, payload: str | None, where:
             extra = [payload] + [""] * (len(header) - 1)
             pos = {"start": 0, "end": len(rows)}.get(where, rng.randint(1, len(rows)))
             rows.insert(pos, extra)
-        else:  # payload as a note before or after the table
-            pass
+        # mode 2: payload as a note before or after the table (below)
     if kind == "csv":
         lines = [",".join(header)] + [",".join(f'"{c}"' if "," in c or " " in c else c for c in r)
                                       for r in rows]
@@ -786,7 +785,7 @@ def _ml_attack(ctx: _Ctx, lang: str) -> tuple[str, str]:
     """One attack sentence written in ``lang``; returns (text, category)."""
     t = ctx.g.langs[lang]
     r = ctx.rng
-    env = {"atk_email": ctx.pick("atk_email")}
+    env: dict[str, str] = {}
 
     def one(key: str) -> str:
         return ctx.g.expand(r.choice(t[key]), r, env)
@@ -931,7 +930,7 @@ def _fam_obfuscation(ctx: _Ctx) -> Sample:
         langs = sorted(ctx.g.langs)
         la = r.choice(langs)
         t = ctx.g.langs[la]
-        env = {"atk_email": ctx.pick("atk_email")}
+        env: dict[str, str] = {}
         parts = [ctx.g.expand(r.choice(t["ovr"]), r, env), ctx.pick("obf_payload_tail")]
         if r.random() < 0.5:
             parts = [ctx.pick("obf_payload_head"), ctx.g.expand(r.choice(t[r.choice(["goal", "leak", "harm"])]),
