@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import os
 import random
+import subprocess
+import sys
 import unicodedata
 import urllib.parse
 
@@ -56,6 +59,14 @@ def test_other_seed_other_rows() -> None:
     a = {r["text"] for r in generate(seed=1, n_per_family=25)}
     b = {r["text"] for r in generate(seed=2, n_per_family=25)}
     assert len(a & b) < len(a) // 2
+
+
+def test_same_rows_across_hash_seeds() -> None:
+    code = ("import hashlib, json; from aimds.train.augment import generate; "
+            "print(hashlib.sha256(json.dumps(generate(5, 20)).encode()).hexdigest())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "4242")}
+    assert len(outs) == 1
 
 
 def test_global_random_untouched() -> None:
