@@ -30,7 +30,7 @@ class TuneConfig:
 
     target_fpr: float = 0.008
     target_hard_fpr: float = 0.025
-    slack: float = 0.005
+    slack: float = 0.01
     min_score: float = 0.05
 
 
