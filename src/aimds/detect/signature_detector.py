@@ -51,11 +51,12 @@ class SignatureDetector(Detector):
         for view in views.views:
             if view.name not in RULE_VIEWS:
                 continue
-            for idx in self.ruleset.matching(view.text):
+            data = view.text.encode("utf-8", "surrogatepass")
+            for idx in self.ruleset.matching(data):
                 rule = self.ruleset.rules[idx]
                 if rule.id in findings:
                     continue
-                where = self.ruleset.span(idx, view.text) or (0, 0)
+                where = self.ruleset.span(idx, view.text, data) or (0, 0)
                 start, end = view.to_original(*where)
                 hidden = view.name != "folded"
                 explanation = f"rule {rule.id} '{rule.title}' matched the {view.name} view"

@@ -176,19 +176,37 @@ class RuleSet:
                 rset.Add(rule.pattern)
             rset.Compile()
             self._sets.append((base, rset))
-        self._regex = [re2.compile(r.pattern, opts) for r in self.rules]
+        # Spans need only the overall match: without capture groups RE2 can use its DFA both ways.
+        span_opts = _options()
+        span_opts.never_capture = True
+        self._regex = [re2.compile(r.pattern, span_opts) for r in self.rules]
 
     def __len__(self) -> int:
         return len(self.rules)
 
-    def matching(self, text: str) -> list[int]:
-        """Indices of the rules that match anywhere in ``text`` (one linear pass per chunk)."""
+    def matching(self, text: str | bytes) -> list[int]:
+        """Indices of the rules that match anywhere in ``text`` (one linear pass per chunk).
+
+        Pass UTF-8 ``bytes`` to skip the per-chunk re-encoding of a ``str``.
+        """
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
         out: list[int] = []
         for base, rset in self._sets:
-            out.extend(base + i for i in rset.Match(text) or ())
+            out.extend(base + i for i in rset.Match(data) or ())
         return sorted(out)
 
-    def span(self, index: int, text: str) -> tuple[int, int] | None:
-        """Where rule ``index`` first matches in ``text``."""
-        m = self._regex[index].search(text)
-        return None if m is None else m.span()
+    def span(self, index: int, text: str, data: bytes | None = None) -> tuple[int, int] | None:
+        """Where rule ``index`` first matches in ``text`` (character offsets).
+
+        ``data`` is ``text`` encoded as UTF-8, when the caller already has it.
+        """
+        if data is None:
+            data = text.encode("utf-8", "surrogatepass")
+        m = self._regex[index].search(data)
+        if m is None:
+            return None
+        start, end = m.span()
+        if len(data) == len(text):  # ASCII: byte offsets are character offsets
+            return start, end
+        s = len(data[:start].decode("utf-8", "surrogatepass"))
+        return s, s + len(data[start:end].decode("utf-8", "surrogatepass"))
