@@ -153,14 +153,19 @@ def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool) -> 
 @click.option("--data", "data", type=click.Path(exists=True, dir_okay=False),
               help="Labelled dev JSONL (default: dev.jsonl in the datasets folder).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Where to write (default: the packaged file).")
-def tune(data: str | None, out: str | None) -> None:
-    """Choose the learned detectors' thresholds and the encoder's cascade band on dev data."""
+@click.option("--target-fpr", default=0.0095, show_default=True, help="False-positive budget on benign rows.")
+@click.option("--slack", default=0.02, show_default=True,
+              help="TPR the cascade gate may give up for speed (0 = run the encoder whenever it helps).")
+def tune(data: str | None, out: str | None, target_fpr: float, slack: float) -> None:
+    """Choose the fusion, thresholds and the encoder's cascade gate on dev data."""
     from aimds.detect.operating_points import default_path
     from aimds.train.data import default_data_dir
+    from aimds.train.tune import TuneConfig
     from aimds.train.tune import tune as run_tune
 
     dev = Path(data) if data else default_data_dir() / "dev.jsonl"
-    doc = run_tune(dev, Path(out) if out else default_path(), log=lambda m: click.echo(m, err=True))
+    cfg = TuneConfig(target_fpr=target_fpr, slack=slack)
+    doc = run_tune(dev, Path(out) if out else default_path(), cfg, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(doc, indent=2))
 
 

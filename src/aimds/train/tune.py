@@ -28,9 +28,9 @@ Log = Callable[[str], None]
 class TuneConfig:
     """Targets of the search."""
 
-    target_fpr: float = 0.008
+    target_fpr: float = 0.0095
     target_hard_fpr: float = 0.025
-    slack: float = 0.01
+    slack: float = 0.02
     min_score: float = 0.05
 
 
