@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from aimds.detect.classifier import threshold_score
+from aimds.errors import ConfigError
 from aimds.normalize import normalize
 from aimds.train.data import read_jsonl
 
@@ -68,6 +69,12 @@ def _scores(p: np.ndarray, t: float, floor: float) -> np.ndarray:
     return np.where(s >= floor, s, 0.0)
 
 
+def _grid(neg_scores: np.ndarray, quantiles: list[float]) -> np.ndarray:
+    """Candidate thresholds: quantiles of the benign scores, plus just above the highest one."""
+    top = min(float(neg_scores.max()) + 1e-6, 1 - 1e-6)
+    return np.unique(np.concatenate([np.quantile(neg_scores, quantiles), [top]]))
+
+
 def logit(p: np.ndarray) -> np.ndarray:
     """Log-odds, clipped away from 0 and 1."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
@@ -98,7 +105,7 @@ def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: f
     fold_models = [LogisticRegression(C=1.0).fit(fusion_features(c["lin"][tr], c["enc"][tr]), y[tr])
                    for tr, _ in splits]
     final = LogisticRegression(C=1.0).fit(fusion_features(c["lin"], c["enc"]), y)
-    t_lin_grid = np.unique(np.quantile(c["lin"][neg], [0.98, 0.99, 0.993, 0.996, 0.998, 0.999]))
+    t_lin_grid = _grid(c["lin"][neg], [0.98, 0.99, 0.993, 0.996, 0.998, 0.999])
     gates = [0.0, 0.001, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1]
     per_gate: dict[float, dict[str, Any]] = {}
     for gate in gates:
@@ -110,7 +117,7 @@ def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: f
             fused = np.zeros(len(y))
             for (_, te), m in zip(splits, fold_models, strict=True):
                 fused[te] = m.predict_proba(fusion_features(c["lin"][te], enc_eff[te]))[:, 1]
-            for tf in np.unique(np.quantile(fused[neg], [0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.997])):
+            for tf in _grid(fused[neg], [0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.997]):
                 s_f = np.where(run, _scores(fused, float(tf), cfg.min_score), 0.0)
                 flagged = 1 - (1 - prior) * (1 - s_f) >= monitor
                 fpr = flagged[neg].mean()
@@ -124,7 +131,8 @@ def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: f
                                       "fpr": float(fpr), "hard_fpr": float(hfpr), "encoder_share": float(run.mean()),
                                       "encoder_share_benign": float(run[neg].mean())}
     if not per_gate:
-        raise RuntimeError("no operating point meets the false-positive targets")
+        raise ConfigError(f"no operating point keeps the false-positive rate under {cfg.target_fpr} "
+                          f"(hard benign {cfg.target_hard_fpr}); raise --target-fpr or improve the models")
     best_tpr = max(r["tpr"] for r in per_gate.values())
     best = max((r for r in per_gate.values() if r["tpr"] >= best_tpr - cfg.slack), key=lambda r: r["cascade_gate"])
     best["fusion"] = {"w_lin": float(final.coef_[0, 0]), "w_enc": float(final.coef_[0, 1]),
