@@ -10,7 +10,7 @@ from aimds.detect.evidence import excerpt
 from aimds.detect.linear_model import LinearModel
 from aimds.detect.operating_points import operating_points
 from aimds.normalize import normalize
-from aimds.normalize.views import Views
+from aimds.normalize.views import View, Views
 from aimds.types import Category, Finding, Role, Span
 
 # Views the model also reads besides "folded" (each only exists when normalisation built it).
@@ -110,19 +110,27 @@ class ClassifierDetector(Detector):
         cat = Category(self.model.category(text))
         if context.request.role in (Role.DOCUMENT, Role.TOOL) and cat is Category.PROMPT_INJECTION:
             cat = Category.INDIRECT_INJECTION
-        start, end = view.to_original(s, e)
-        return [Finding(
-            detector=self.name,
-            rule_id=f"linear:{self.model.version}",
-            category=cat,
-            score=score,
-            severity=7 if score >= OPERATING_SCORE else 4,
-            span=Span(start, end),
-            evidence=excerpt(view.text, s, e),
-            explanation=f"n-gram model p={p:.3f} (operating threshold {self.threshold:.3f}) on {vname} window",
-            view=vname,
-            tags=("owasp:LLM01:2025",),
-        )]
+        return [model_finding(self.name, f"linear:{self.model.version}", cat, score, view, s, e,
+                              f"n-gram model p={p:.3f} (operating threshold {self.threshold:.3f}) on {vname} window",
+                              vname)]
+
+
+def model_finding(detector: str, rule_id: str, category: Category, score: float, view: View, start: int, end: int,
+                  explanation: str, view_name: str) -> Finding:
+    """A finding for a model window ``[start, end)`` of ``view`` (span mapped to the original text)."""
+    o_start, o_end = view.to_original(start, end)
+    return Finding(
+        detector=detector,
+        rule_id=rule_id,
+        category=category,
+        score=score,
+        severity=7 if score >= OPERATING_SCORE else 4,
+        span=Span(o_start, o_end),
+        evidence=excerpt(view.text, start, end),
+        explanation=explanation,
+        view=view_name,
+        tags=("owasp:LLM01:2025",),
+    )
 
 
 _BREAKS = frozenset(".!?\n。！？")

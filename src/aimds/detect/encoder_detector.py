@@ -6,12 +6,11 @@ import math
 from typing import ClassVar
 
 from aimds.detect.base import Detector, ScanContext, register
-from aimds.detect.classifier import OPERATING_SCORE, threshold_score
+from aimds.detect.classifier import model_finding, threshold_score
 from aimds.detect.encoder import EncoderModel
-from aimds.detect.evidence import excerpt
 from aimds.detect.operating_points import operating_points
 from aimds.normalize.views import Views
-from aimds.types import Category, Finding, Role, Span
+from aimds.types import Category, Finding, Role
 
 
 @register
@@ -104,22 +103,11 @@ class EncoderDetector(Detector):
         score = threshold_score(fused, self.threshold)
         if score < 0.2:
             return []
-        start, end = folded.to_original(s, e)
         cat = Category.INDIRECT_INJECTION if context.request.role in (Role.DOCUMENT, Role.TOOL) \
             else Category.PROMPT_INJECTION
-        return [Finding(
-            detector=self.name,
-            rule_id=f"encoder:{self.model.version}",
-            category=cat,
-            score=score,
-            severity=7 if score >= OPERATING_SCORE else 4,
-            span=Span(start, end),
-            evidence=excerpt(folded.text, s, e),
-            explanation=(f"transformer p={p:.3f}" + (f", n-gram p={p_lin:.3f}, fused p={fused:.3f}" if p_lin is not None
-                                                      else "") + f" (operating threshold {self.threshold:.3f})"),
-            view="folded",
-            tags=("owasp:LLM01:2025",),
-        )]
+        extra = f", n-gram p={p_lin:.3f}, fused p={fused:.3f}" if p_lin is not None else ""
+        return [model_finding(self.name, f"encoder:{self.model.version}", cat, score, folded, s, e,
+                              f"transformer p={p:.3f}{extra} (operating threshold {self.threshold:.3f})", "folded")]
 
 
 def _logit(p: float) -> float:

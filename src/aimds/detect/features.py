@@ -56,22 +56,27 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(29))
 
 
-def char_indices(text: str, spec: FeatureSpec) -> np.ndarray:
-    """Unique hashed indices of the character n-grams of ``" " + text + " "``."""
-    codes = np.frombuffer((" " + text + " ").encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+def _ngram_indices(units: np.ndarray, sizes: tuple[int, ...], seed: int, salt: int, dim: int) -> np.ndarray:
+    """Unique hashed indices of the n-grams (for each n in ``sizes``) of a sequence of unit hashes."""
     parts = []
-    mask = np.uint64(spec.dim - 1)
+    mask = np.uint64(dim - 1)
     with np.errstate(over="ignore"):
-        for n in spec.char_ngrams:
-            if len(codes) < n:
+        for n in sizes:
+            if len(units) < n:
                 continue
-            h = np.full(len(codes) - n + 1, np.uint64(n), dtype=np.uint64)
+            h = np.full(len(units) - n + 1, np.uint64(seed + n), dtype=np.uint64)
             for k in range(n):
-                h = h * _P + codes[k : len(codes) - n + 1 + k]
-            parts.append(_mix(h) & mask)
+                h = h * _P + units[k : len(units) - n + 1 + k]
+            parts.append(_mix(h ^ np.uint64(salt)) & mask)
     if not parts:
         return np.zeros(0, dtype=np.int64)
     return _unique(np.concatenate(parts))
+
+
+def char_indices(text: str, spec: FeatureSpec) -> np.ndarray:
+    """Unique hashed indices of the character n-grams of ``" " + text + " "``."""
+    codes = np.frombuffer((" " + text + " ").encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    return _ngram_indices(codes, spec.char_ngrams, 0, 0, spec.dim)
 
 
 def word_indices(text: str, spec: FeatureSpec) -> np.ndarray:
@@ -80,17 +85,7 @@ def word_indices(text: str, spec: FeatureSpec) -> np.ndarray:
     if not words:
         return np.zeros(0, dtype=np.int64)
     hs = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=np.uint64, count=len(words))
-    parts = []
-    mask = np.uint64(spec.dim - 1)
-    with np.errstate(over="ignore"):
-        for n in spec.word_ngrams:
-            if len(hs) < n:
-                continue
-            h = np.full(len(hs) - n + 1, np.uint64(97 + n), dtype=np.uint64)
-            for k in range(n):
-                h = h * _P + hs[k : len(hs) - n + 1 + k]
-            parts.append(_mix(h ^ np.uint64(0xABCDEF)) & mask)
-    return _unique(np.concatenate(parts))
+    return _ngram_indices(hs, spec.word_ngrams, 97, 0xABCDEF, spec.dim)
 
 
 def featurize(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
