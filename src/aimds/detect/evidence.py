@@ -14,11 +14,12 @@ _MASKS = (
 )
 
 MAX_EVIDENCE = 80
+_DIGIT_OR_AT = re2.compile(r"[\d@]")
 
 
 def _may_hold_secrets(text: str) -> bool:
     """Cheap pre-check: every mask needs a digit, an '@' or a run of 40+ token characters."""
-    if "@" in text or any(ch.isdigit() for ch in text):
+    if _DIGIT_OR_AT.search(text):
         return True
     return any(len(tok) >= 40 for tok in text.split())
 

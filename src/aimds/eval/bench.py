@@ -40,7 +40,7 @@ def _pct(samples: list[float]) -> dict[str, float]:
             "p99_us": round(float(np.percentile(samples, 99)), 1)}
 
 
-def run_bench(guard: Guard, n: int = 300, warmup: int = 30, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
+def run_bench(guard: Guard, n: int = 300, warmup: int = 100, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
     """Latency percentiles (µs) of the whole pipeline and of each tier, per text size."""
     guard.load()
     report: dict[str, Any] = {"pipeline": {}, "tiers": {}, "n": n}
