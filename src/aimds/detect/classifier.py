@@ -107,7 +107,8 @@ class ClassifierDetector(Detector):
         view = next(v for v in views.views if v.name == vname.split(":", 1)[0]
                     and (not v.source or vname.endswith(v.source)))
         text = view.text[s:e]
-        cat = Category(self.model.category(text))
+        # Obfuscation is a property of how the text was hidden: only a non-direct view can show it.
+        cat = Category(self.model.category(text, exclude=("obfuscation",) if vname == "folded" else ()))
         if context.request.role in (Role.DOCUMENT, Role.TOOL) and cat is Category.PROMPT_INJECTION:
             cat = Category.INDIRECT_INJECTION
         return [model_finding(self.name, f"linear:{self.model.version}", cat, score, view, s, e,

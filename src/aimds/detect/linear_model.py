@@ -71,11 +71,13 @@ class LinearModel:
         """``(start, end, probability)`` for each window of ``text``."""
         return [(s, e, self.proba(self.logit(text[s:e]))) for s, e in windows(len(text), self.window, self.stride)]
 
-    def category(self, text: str) -> str:
+    def category(self, text: str, exclude: tuple[str, ...] = ()) -> str:
         """Most likely attack category for ``text`` (meaningful only when it is an attack)."""
         idx, val = featurize(text, self.spec)
         cat_idx = idx & (self.cat_weights.shape[1] - 1)
         scores = self.cat_weights[:, cat_idx] @ val + self.cat_bias
+        for name in exclude:
+            scores[ATTACK_CATEGORIES.index(name)] = -np.inf
         return ATTACK_CATEGORIES[int(np.argmax(scores))]
 
     def save(self, path: Path) -> None:
