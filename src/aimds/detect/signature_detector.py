@@ -52,9 +52,14 @@ class SignatureDetector(Detector):
             if view.name not in RULE_VIEWS:
                 continue
             data = view.text.encode("utf-8", "surrogatepass")
-            for idx in self.ruleset.matching(data):
+            hits = self.ruleset.matching(data)
+            # Multilingual rules accept English words too (mixed-language attacks); on an English
+            # attack they would only repeat an English rule of the same category under a misleading
+            # language tag, so they are skipped when one fired on this view.
+            english = {self.ruleset.rules[i].category for i in hits if self.ruleset.rules[i].lang == "en"}
+            for idx in hits:
                 rule = self.ruleset.rules[idx]
-                if rule.id in findings:
+                if rule.id in findings or (rule.lang != "en" and rule.category in english):
                     continue
                 where = self.ruleset.span(idx, view.text, data) or (0, 0)
                 start, end = view.to_original(*where)
@@ -74,22 +79,4 @@ class SignatureDetector(Detector):
                     view=view.name if not view.source else f"{view.name}:{view.source}",
                     tags=rule.tags + (("technique:hidden_in_encoding",) if hidden else ()),
                 )
-        return _drop_redundant_translations(findings, {r.id: r.lang for r in self.ruleset.rules})
-
-
-def _drop_redundant_translations(findings: dict[str, Finding], langs: dict[str, str]) -> list[Finding]:
-    """Drop a non-English rule's finding when an English rule of the same category covers its span.
-
-    Multilingual rules accept English words too (mixed-language attacks); on a purely English
-    attack they would only repeat the English rule under a misleading language tag.
-    """
-    english = [f for f in findings.values() if langs.get(f.rule_id, "en") == "en"]
-    out = []
-    for f in findings.values():
-        if langs.get(f.rule_id, "en") != "en" and f.span is not None and any(
-            e.category is f.category and e.span is not None and e.span.start < f.span.end and f.span.start < e.span.end
-            for e in english
-        ):
-            continue
-        out.append(f)
-    return out
+        return list(findings.values())
