@@ -893,6 +893,24 @@ def _fam_indirect(ctx: _Ctx) -> Sample:
                   {"kind": kind, "where": where, "payload": payload})
 
 
+def _fam_task_injection(ctx: _Ctx) -> Sample:
+    """An ordinary request planted inside a document: harmless words, but not the user's task.
+
+    Content the model reads (documents, tool output) should carry no instructions for it; a
+    planted task hijacks the assistant even when the task itself is benign (BIPIA's threat model).
+    """
+    r = ctx.rng
+    request = ctx.pick("benign_top")
+    while len(request) > 220:
+        request = ctx.pick("benign_top")
+    kind = _pick_kind(ctx)
+    where = r.choice(["start", "start", "middle", "end"])
+    doc = _doc(ctx, kind, vary(request, r, noisy=False), where)
+    lang = _lang_of(doc) if kind == "external" else "en"
+    return Sample(_wrap_task(ctx, kind, doc), 1, "indirect_injection", lang,
+                  {"kind": kind, "where": where, "payload": request})
+
+
 def _fam_exfil(ctx: _Ctx) -> Sample:
     r = ctx.rng.random()
     if r < 0.35:
@@ -1102,6 +1120,7 @@ FAMILIES: dict[str, Family] = {
         Family("hard_docs", 950, _fam_hard_docs, False),
         Family("hard_roleplay", 550, _fam_hard_roleplay, False),
         Family("hard_sysprompt", 350, _fam_hard_sysprompt, False),
+        Family("task_injection", 400, _fam_task_injection, True),
     )
 }
 
