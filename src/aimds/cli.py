@@ -154,7 +154,7 @@ def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool) -> 
               help="Labelled dev JSONL (default: dev.jsonl in the datasets folder).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Where to write (default: the packaged file).")
 @click.option("--target-fpr", default=0.0095, show_default=True, help="False-positive budget on benign rows.")
-@click.option("--slack", default=0.02, show_default=True,
+@click.option("--slack", default=0.01, show_default=True,
               help="TPR the cascade gate may give up for speed (0 = run the encoder whenever it helps).")
 def tune(data: str | None, out: str | None, target_fpr: float, slack: float) -> None:
     """Choose the fusion, thresholds and the encoder's cascade gate on dev data."""

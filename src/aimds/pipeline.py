@@ -35,14 +35,19 @@ class Guard:
         self.settings = settings or Settings()
         self.settings.validate()
         if detectors is None:
-            detectors = [get_detector(name)(**dict(self.settings.detector_options.get(name, {})))
-                         for name in self.settings.detectors]
+            detectors = [get_detector(name)(**self._options_for(name)) for name in self.settings.detectors]
         self.detectors = sorted(detectors, key=lambda d: d.cost)
         self.policy = policy or Policy.load(self.settings.policy)
         self.limits = Limits(max_decode_depth=self.settings.decode_depth,
                              time_budget_ms=self.settings.decode_budget_ms)
         self._lock = threading.Lock()
         self._loaded = False
+
+    def _options_for(self, name: str) -> dict[str, Any]:
+        options = dict(self.settings.detector_options.get(name, {}))
+        if name == "classifier" and "encoder" not in self.settings.detectors:
+            options.setdefault("standalone", True)  # no second stage: use the threshold tuned for that
+        return options
 
     def load(self) -> Guard:
         """Load every detector's resources (models, rules). Called on first scan if not before."""

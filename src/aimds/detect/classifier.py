@@ -39,7 +39,8 @@ class ClassifierDetector(Detector):
     """Scores every window of the text with the shipped linear model; reports the riskiest window.
 
     Options: ``model_path`` (an artifact written by ``aimds train``), ``threshold`` (override the
-    operating point chosen on dev data by ``aimds tune``), ``report_floor`` (smallest score
+    operating point chosen on dev data by ``aimds tune``), ``standalone`` (use the threshold tuned
+    for pipelines without the encoder; the Guard sets it), ``report_floor`` (smallest score
     reported, default 0.2).
     """
 
@@ -58,7 +59,10 @@ class ClassifierDetector(Detector):
             return
         path = self.options.get("model_path")
         self.model = LinearModel.load(Path(path) if path else None)
-        self.threshold = float(self.options.get("threshold", operating_points()["classifier_threshold"]))
+        ops = operating_points()
+        default = ops.get("classifier_threshold_alone", ops["classifier_threshold"]) if self.options.get(
+            "standalone") else ops["classifier_threshold"]
+        self.threshold = float(self.options.get("threshold", default))
         self.floor = float(self.options.get("report_floor", 0.2))
         super().load()
 

@@ -19,18 +19,24 @@ SIZES = (100, 1000, 10000)
 
 
 def bench_texts(size: int, n: int, seed: int = 7, attack_rate: float = 0.3) -> list[str]:
-    """``n`` texts of about ``size`` characters: benign paragraphs, some with an attack mixed in."""
+    """``n`` texts of about ``size`` characters: a request and/or document paragraphs, some attacked.
+
+    Short texts are a single request; longer ones a request (70 % of the time) followed by
+    paragraphs of a document. With probability ``attack_rate`` an attack sentence is inserted at
+    a random paragraph boundary.
+    """
     corpus = yaml.safe_load(resources.files("aimds").joinpath("data/bench/corpus.yaml").read_text("utf-8"))
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         parts: list[str] = []
-        attack = rng.random() < attack_rate
-        while sum(len(p) + 1 for p in parts) < size:
-            parts.append(rng.choice(corpus["benign"]))
-        if attack:
+        if size <= 200 or rng.random() < 0.7:
+            parts.append(rng.choice(corpus["requests"]))
+        while sum(len(p) + 2 for p in parts) < size:
+            parts.append(rng.choice(corpus["paragraphs"]))
+        if rng.random() < attack_rate:
             parts.insert(rng.randrange(len(parts) + 1), rng.choice(corpus["attack"]))
-        text = " ".join(parts)
+        text = "\n\n".join(parts)
         out.append(text[:size] if len(text) > size * 1.2 else text)
     return out
 

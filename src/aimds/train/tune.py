@@ -31,7 +31,7 @@ class TuneConfig:
 
     target_fpr: float = 0.0095
     target_hard_fpr: float = 0.025
-    slack: float = 0.02
+    slack: float = 0.01
     min_score: float = 0.05
 
 
@@ -135,6 +135,17 @@ def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: f
                           f"(hard benign {cfg.target_hard_fpr}); raise --target-fpr or improve the models")
     best_tpr = max(r["tpr"] for r in per_gate.values())
     best = max((r for r in per_gate.values() if r["tpr"] >= best_tpr - cfg.slack), key=lambda r: r["cascade_gate"])
+    # The linear model's threshold for pipelines without the encoder (the fast profile).
+    alone = []
+    for tl in _grid(c["lin"][neg], [0.95, 0.97, 0.98, 0.99, 0.993, 0.996, 0.998, 0.999]):
+        flagged = 1 - (1 - c["sig"]) * (1 - _scores(c["lin"], float(tl), cfg.min_score)) >= monitor
+        if flagged[neg].mean() <= cfg.target_fpr and (flagged[hard].mean() if hard.any() else 0.0) \
+                <= cfg.target_hard_fpr:
+            alone.append((float(flagged[~neg].mean()), float(tl), float(flagged[neg].mean())))
+    if alone:
+        tpr_alone, t_alone, fpr_alone = max(alone)
+        best["classifier_threshold_alone"] = t_alone
+        best["alone"] = {"tpr": tpr_alone, "fpr": fpr_alone}
     best["fusion"] = {"w_lin": float(final.coef_[0, 0]), "w_enc": float(final.coef_[0, 1]),
                       "w_both": float(final.coef_[0, 2]), "bias": float(final.intercept_[0])}
     return best
@@ -154,9 +165,11 @@ def tune(dev_path: Path, out: Path, cfg: TuneConfig | None = None, log: Log = pr
         "cascade_gate": best["cascade_gate"],
         "cascade_decided": best["cascade_decided"],
         "fusion": {k: round(v, 6) for k, v in best["fusion"].items()},
+        "classifier_threshold_alone": round(best.get("classifier_threshold_alone", best["classifier_threshold"]), 6),
         "tuned_on": dev_path.name,
         "tuned_at": time.strftime("%Y-%m-%d"),
         "dev": {k: round(best[k], 4) for k in ("tpr", "fpr", "hard_fpr", "encoder_share", "encoder_share_benign")},
+        "dev_without_encoder": {k: round(v, 4) for k, v in best.get("alone", {}).items()},
         "targets": {"fpr": cfg.target_fpr, "hard_fpr": cfg.target_hard_fpr},
     }
     out.write_text("# Operating points chosen on dev by `aimds tune` (regenerate, do not edit by hand).\n"
