@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
+from aimds.errors import ConfigError
 from aimds.normalize.views import Views
 from aimds.types import Category, Finding, ScanRequest
 
@@ -116,4 +117,4 @@ def get_detector(name: str) -> type[Detector]:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown detector {name!r}; known: {sorted(REGISTRY)}") from None
+        raise ConfigError(f"unknown detector {name!r}; known: {sorted(REGISTRY)}") from None
