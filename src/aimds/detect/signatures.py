@@ -166,7 +166,7 @@ class RuleSet:
     into chunks of ``chunk`` rules, each its own linear-time ``Set``.
     """
 
-    def __init__(self, rules: Sequence[Rule], chunk: int = 32) -> None:
+    def __init__(self, rules: Sequence[Rule], chunk: int = 64) -> None:
         self.rules = tuple(rules)
         opts = _options()
         self._sets: list[tuple[int, Any]] = []
