@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.classifier import model_finding, threshold_score
-from aimds.detect.encoder import EncoderModel
+from aimds.detect.encoder import EncoderModel, Window
 from aimds.detect.operating_points import operating_points
 from aimds.normalize.views import Views
 from aimds.types import Category, Finding, Role
@@ -90,13 +90,13 @@ class EncoderDetector(Detector):
         """At most one finding: the riskiest window, when its score reaches 0.2."""
         folded = views.folded
         budget = int(self.options.get("max_windows", 6))
-        chosen: list[tuple[int, object]] = []
+        chosen: list[tuple[int, Window]] = []
         for rs, re_ in self.regions(folded.text, context):
             for w in self.model.windows(folded.text[rs:re_]):
                 if len(chosen) < budget or len(folded.text) <= int(self.options.get("max_chars", 4000)):
                     chosen.append((rs, w))
-        probs = self.model.score_windows([w for _, w in chosen])  # type: ignore[misc]
-        scores = [(rs + w.start, rs + w.end, p) for (rs, w), p in zip(chosen, probs, strict=True)]  # type: ignore[attr-defined]
+        probs = self.model.score_windows([w for _, w in chosen])
+        scores = [(rs + w.start, rs + w.end, p) for (rs, w), p in zip(chosen, probs, strict=True)]
         s, e, p = max(scores, key=lambda x: x[2])
         p_lin = context.scores.get("classifier")
         fused = self.fuse(p_lin, p) if p_lin is not None else p

@@ -36,8 +36,14 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, raw: dict[str, object]) -> FeatureSpec:
         """Inverse of :meth:`to_dict`."""
-        return cls(dim=int(raw["dim"]), char_ngrams=tuple(raw["char_ngrams"]),  # type: ignore[arg-type]
-                   word_ngrams=tuple(raw["word_ngrams"]), max_chars=int(raw["max_chars"]))  # type: ignore[arg-type]
+        return cls(dim=int(str(raw["dim"])), char_ngrams=tuple(int(n) for n in _ints(raw["char_ngrams"])),
+                   word_ngrams=tuple(int(n) for n in _ints(raw["word_ngrams"])), max_chars=int(str(raw["max_chars"])))
+
+
+def _ints(value: object) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+        raise ValueError(f"expected a list of integers, got {value!r}")
+    return value
 
 
 def _unique(a: np.ndarray) -> np.ndarray:
