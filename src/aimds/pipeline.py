@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aimds.config import Settings
@@ -20,6 +20,9 @@ from aimds.respond.policy import Policy, combine, decide
 from aimds.types import Action, Category, Finding, Role, ScanRequest, TierError, Verdict
 
 DIRECT_VIEWS = ("original", "folded")
+
+#: Called after each detector finishes: (detector name, tier, its findings, risk so far, microseconds).
+StageCallback = Callable[[str, int, list[Finding], float, float], None]
 
 
 class Guard:
@@ -65,10 +68,14 @@ class Guard:
         self.load()
         return {d.name: d.version() for d in self.detectors}
 
-    def scan(self, text: str | ScanRequest, **fields: Any) -> Verdict:
-        """Scan one text (or :class:`ScanRequest`); extra keyword arguments fill the request."""
+    def scan(self, text: str | ScanRequest, *, on_stage: StageCallback | None = None, **fields: Any) -> Verdict:
+        """Scan one text (or :class:`ScanRequest`); extra keyword arguments fill the request.
+
+        ``on_stage`` is called after each detector with what it found and the risk so far, so that a
+        caller (the streaming API) can act on the fast detectors before the slow ones finish.
+        """
         request = text if isinstance(text, ScanRequest) else ScanRequest(text=text, **fields)
-        return self._scan(request)
+        return self._scan(request, on_stage)
 
     def scan_batch(self, items: Iterable[str | ScanRequest]) -> list[Verdict]:
         """Scan many texts in order."""
@@ -82,7 +89,7 @@ class Guard:
         """Async variant of :meth:`scan_batch`."""
         return await asyncio.to_thread(self.scan_batch, list(items))
 
-    def _scan(self, request: ScanRequest) -> Verdict:
+    def _scan(self, request: ScanRequest, on_stage: StageCallback | None = None) -> Verdict:
         if len(request.text) > self.settings.max_chars:
             raise InputTooLargeError(len(request.text), self.settings.max_chars)
         self.load()
@@ -127,7 +134,10 @@ class Guard:
             if elapsed > budget_us:
                 slow.append(det.name)
             findings.extend(found)
-            if may_stop and combine(findings, self.policy.min_score) >= max(self.policy.block, 0.99):
+            risk_so_far = combine(findings, self.policy.min_score)
+            if on_stage is not None:
+                on_stage(det.name, det.tier, found, risk_so_far, elapsed)
+            if may_stop and risk_so_far >= max(self.policy.block, 0.99):
                 break  # nothing later can lower the risk: the outcome is fixed
         findings.extend(hidden_instruction_finding(f) for f in list(findings)
                         if f.category is not Category.OBFUSCATION and f.view not in DIRECT_VIEWS
