@@ -120,7 +120,7 @@ class ChainLibrary:
                 continue
             k = len(chain.steps)
 
-            def hit(i: int, j: int, chain: Chain = chain) -> float:
+            def hit(i: int, j: int, chain: Chain = chain, k: int = k) -> float:
                 if j == n - 1 and i != k - 1:
                     return 0.0  # the current turn is reserved for the final step
                 return 1.0 if tags[j].intersection(chain.steps[i].steps) else 0.0

@@ -16,6 +16,7 @@ Two estimators:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,7 +79,7 @@ def direct_divergence(series: Sequence[float], eps: float = 1e-9) -> float:
     """Mean ``ln |Δx[t+1] / Δx[t]|`` over consecutive non-zero increments (short-series estimate)."""
     x = np.asarray(series, dtype=np.float64)
     dx = np.abs(np.diff(x))
-    pairs = [(a, b) for a, b in zip(dx[:-1], dx[1:], strict=True) if a > eps and b > eps]
+    pairs = [(a, b) for a, b in itertools.pairwise(dx) if a > eps and b > eps]
     if not pairs:
         return 0.0 if np.all(dx <= eps) else -1.0
     return float(np.mean([np.log(b / a) for a, b in pairs]))
