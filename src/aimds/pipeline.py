@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from aimds.analyze.session import SessionAnalyzer, SessionStore
 from aimds.config import Settings
 from aimds.detect.base import Detector, ScanContext, get_detector
 from aimds.detect.obfuscation import hidden_instruction_finding
@@ -34,7 +35,8 @@ class Guard:
     """
 
     def __init__(self, settings: Settings | None = None, *, detectors: Sequence[Detector] | None = None,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, sessions: SessionStore | None = None,
+                 analyzer: SessionAnalyzer | None = None) -> None:
         self.settings = settings or Settings()
         self.settings.validate()
         if detectors is None:
@@ -43,6 +45,9 @@ class Guard:
         self.policy = policy or Policy.load(self.settings.policy)
         self.limits = Limits(max_decode_depth=self.settings.decode_depth,
                              time_budget_ms=self.settings.decode_budget_ms)
+        #: Tier-2 session analysis runs for requests with a ``session_id`` when a store is set.
+        self.sessions = sessions
+        self.analyzer = analyzer if analyzer is not None or sessions is None else SessionAnalyzer()
         self._lock = threading.Lock()
         self._loaded = False
 
@@ -142,6 +147,12 @@ class Guard:
         findings.extend(hidden_instruction_finding(f) for f in list(findings)
                         if f.category is not Category.OBFUSCATION and f.view not in DIRECT_VIEWS
                         and f.score >= self.policy.monitor)
+        if self.sessions is not None and request.session_id:
+            found, us = self._session_stage(request, findings, context.scores.get("classifier"), errors)
+            if us is not None:
+                latency["session"] = us
+                tier_time[2] = tier_time.get(2, 0.0) + us
+            findings.extend(found)
         decision = decide(findings, request.role, self.policy, errors)
         for tier, us in tier_time.items():
             latency[f"tier{tier}"] = us
@@ -164,3 +175,35 @@ class Guard:
             versions={d.name: d.version() for d in self.detectors},
             notes=tuple(notes),
         )
+
+    def _session_stage(self, request: ScanRequest, findings: list[Finding], soft: float | None,
+                       errors: list[TierError]) -> tuple[list[Finding], float | None]:
+        """Tier 2: analyse the session's history with the current turn, then store the turn.
+
+        Returns the session findings and the analysis time in µs (None when there was no history).
+        """
+        assert self.sessions is not None and self.analyzer is not None and request.session_id
+        risk = combine(findings, self.policy.min_score)
+        features = self.analyzer.features(request.text, risk, soft)
+        history = self.sessions.history(request.session_id, self.analyzer.history_limit)
+        found: list[Finding] = []
+        elapsed = None
+        if history:
+            baseline = self.sessions.baseline(request.user_id) if request.user_id else None
+
+            def scan_plain(text: str) -> Verdict:  # single-turn only: no session analysis, no store
+                return self._scan(ScanRequest(text=text, role=request.role, tenant=request.tenant))
+
+            t0 = time.perf_counter()
+            try:
+                found = self.analyzer.analyze(history, request.text, risk, scan_plain, current_features=features,
+                                              baseline=baseline)
+            except Exception as exc:
+                msg = str(exc) if isinstance(exc, AIMDSError) else f"{type(exc).__name__}: {exc}"
+                errors.append(TierError(2, "session", "error", msg[:200]))
+            elapsed = (time.perf_counter() - t0) * 1e6
+        cats = [str(f.category) for f in findings if f.score >= self.policy.monitor]
+        self.sessions.append(request.session_id, self.analyzer.turn(request.text, risk, role=request.role,
+                                                                    categories=cats, features=features),
+                             request.user_id)
+        return found, elapsed
