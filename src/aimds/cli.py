@@ -239,3 +239,13 @@ def rules_test(benign: str | None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _add_service_commands() -> None:
+    from aimds.cli_service import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_service_commands()

@@ -1,0 +1,162 @@
+"""Typed service settings, from ``AIMDS_*`` environment variables; insecure values are refused outside development."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from aimds.config import Settings
+from aimds.errors import ConfigError
+from aimds.store.sqlite import default_data_dir
+
+ENVIRONMENTS = ("development", "production")
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the service runs: where it stores, how it authenticates, which limits it enforces."""
+
+    environment: str = "production"
+    data_dir: Path = field(default_factory=default_data_dir)
+    guard: Settings = field(default_factory=Settings)
+    # authentication
+    auth_disabled: bool = False                 # development only
+    jwt_public_key: Path | None = None          # PEM (RS256/ES256)
+    jwt_jwks_file: Path | None = None           # a JWKS document on disk
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    jwt_role_claim: str = "aimds_role"
+    jwt_leeway_s: float = 30.0
+    key_cache_s: float = 1.0                    # a revoked key stops working within this time on every worker
+    public_docs: bool = False                   # /docs and /openapi.json without auth
+    # abuse limits
+    rate_limit_per_s: float = 500.0             # per key, token bucket (per worker process)
+    rate_limit_burst: float = 1000.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 256
+    request_timeout_s: float = 10.0
+    # detection execution
+    scan_threads: int = 2
+    # logs
+    access_log: bool = True
+    log_level: str = "info"
+    # event store
+    store_raw_text: bool = False
+    retention_days: float = 30.0
+    checkpoint_every: int = 1000
+    synchronous: str = "FULL"
+    signing_key: Path | None = None
+
+    def validate(self) -> None:
+        """Raise ConfigError for values that cannot work or are insecure outside development."""
+        if self.environment not in ENVIRONMENTS:
+            raise ConfigError(f"environment must be one of {ENVIRONMENTS}, got {self.environment!r}")
+        if self.rate_limit_per_s < 0 or self.rate_limit_burst < 0:
+            raise ConfigError("rate limits must be non-negative")
+        if self.max_body_bytes <= 0 or self.max_batch <= 0 or self.request_timeout_s <= 0:
+            raise ConfigError("body, batch and timeout limits must be positive")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError("log_level must be debug, info, warning or error")
+        if self.scan_threads <= 0:
+            raise ConfigError("scan_threads must be positive")
+        if self.retention_days <= 0:
+            raise ConfigError("retention_days must be positive")
+        if self.synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
+            raise ConfigError("synchronous must be FULL, EXTRA or NORMAL")
+        if self.jwt_public_key and self.jwt_jwks_file:
+            raise ConfigError("configure either jwt_public_key or jwt_jwks_file, not both")
+        bad = [a for a in self.jwt_algorithms if a not in ("RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA")]
+        if bad:
+            raise ConfigError(f"unsupported JWT algorithms {bad}: only asymmetric algorithms are accepted")
+        if self.environment == "development":
+            return
+        insecure = []
+        if self.auth_disabled:
+            insecure.append("auth_disabled")
+        if self.rate_limit_per_s == 0:
+            insecure.append("rate_limit_per_s=0 (no rate limit)")
+        if (self.jwt_public_key or self.jwt_jwks_file) and not (self.jwt_issuer and self.jwt_audience):
+            insecure.append("JWT without jwt_issuer and jwt_audience")
+        if self.synchronous.upper() == "NORMAL":
+            insecure.append("synchronous=NORMAL (acknowledged events may be lost on power failure)")
+        if self.data_dir.exists() and self.data_dir.stat().st_mode & stat.S_IWOTH:
+            insecure.append(f"data_dir {self.data_dir} is world-writable")
+        if insecure:
+            raise ConfigError("refusing insecure settings outside development (set AIMDS_ENV=development to allow): "
+                              + "; ".join(insecure))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServiceSettings:
+        """Settings from ``AIMDS_*`` variables (names: ``AIMDS_`` + the field name in upper case)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "guard":
+                continue
+            raw = env.get("AIMDS_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, getattr(cls(), f.name) if f.name != "data_dir" else Path())
+        values["guard"] = Settings.from_env(env)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            settings = cls(**values)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+        settings.validate()
+        return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The ``AIMDS_*`` variables that reproduce these settings (to hand them to worker processes)."""
+        out = {}
+        for f in fields(self):
+            if f.name == "guard":
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out["AIMDS_" + f.name.upper()] = "1" if value else "0"
+            elif isinstance(value, tuple):
+                out["AIMDS_" + f.name.upper()] = ",".join(value)
+            else:
+                out["AIMDS_" + f.name.upper()] = str(value)
+        return out
+
+    def public_view(self) -> dict[str, Any]:
+        """Settings safe to show an admin (no key material)."""
+        return {f.name: (str(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path)
+                         else list(self.guard.detectors) if f.name == "guard" else getattr(self, f.name))
+                for f in fields(self) if f.name not in ("signing_key",)}
+
+    def with_(self, **changes: Any) -> ServiceSettings:
+        """A validated copy with some fields changed."""
+        new = replace(self, **changes)
+        new.validate()
+        return new
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(x.strip() for x in raw.split(",") if x.strip())
+        if isinstance(default, Path) or name in ("jwt_public_key", "jwt_jwks_file", "signing_key", "data_dir"):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"AIMDS_{name.upper()}: cannot parse {raw!r}") from None
