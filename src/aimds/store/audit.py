@@ -200,7 +200,8 @@ def verify_chain(rows: Iterable[ChainRow], checkpoints: Iterable[Checkpoint],
     last = 0
     running = GENESIS
     last_cp_seen: int | None = None
-    for row in _iter(rows):
+    it = _Peekable(rows)
+    for row in it:
         count += 1
         if first is None:
             first = row.seq
@@ -220,9 +221,14 @@ def verify_chain(rows: Iterable[ChainRow], checkpoints: Iterable[Checkpoint],
             return _broken(count, first, last, len(cps), last_cp_seen, 0, row.seq, "edited",
                            f"record {row.seq} is not valid JSON")
         if row.prev_hash != running:
-            problem = "inserted" if body.get("seq") != row.seq else "deleted"
-            return _broken(count, first, last, len(cps), last_cp_seen, 0, row.seq, problem,
-                           f"record {row.seq} does not follow record {row.seq - 1} (prev_hash mismatch)")
+            shift = body.get("seq", row.seq) - row.seq if isinstance(body.get("seq"), int) else None
+            problem, at = {-1: ("inserted", row.seq - 1), 1: ("deleted", row.seq), 0: ("broken_link", row.seq)
+                           }.get(shift, ("reordered", row.seq))  # type: ignore[arg-type]
+            following = it.peek()
+            if problem == "deleted" and following is not None and _body_seq(following) == row.seq:
+                problem = "reordered"  # its predecessor comes after it: a swap, not a deletion
+            return _broken(count, first, last, len(cps), last_cp_seen, 0, at, problem,
+                           f"record {row.seq} does not follow record {row.seq - 1} (prev_hash mismatch): {problem}")
         if body.get("seq") != row.seq:
             return _broken(count, first, last, len(cps), last_cp_seen, 0, row.seq, "reordered",
                            f"record {row.seq} carries sequence number {body.get('seq')}")
@@ -250,8 +256,32 @@ def verify_chain(rows: Iterable[ChainRow], checkpoints: Iterable[Checkpoint],
     return VerifyReport(True, count, first, last or None, len(kept_cps), last_cp_seen, tail)
 
 
-def _iter(rows: Iterable[ChainRow]) -> Iterator[ChainRow]:
-    yield from rows
+class _Peekable:
+    """An iterator over rows that can look one row ahead."""
+
+    def __init__(self, rows: Iterable[ChainRow]) -> None:
+        self._it: Iterator[ChainRow] = iter(rows)
+        self._next: ChainRow | None = None
+
+    def __iter__(self) -> _Peekable:
+        return self
+
+    def __next__(self) -> ChainRow:
+        if self._next is not None:
+            row, self._next = self._next, None
+            return row
+        return next(self._it)
+
+    def peek(self) -> ChainRow | None:
+        if self._next is None:
+            self._next = next(self._it, None)
+        return self._next
+
+
+def _body_seq(row: ChainRow) -> int | None:
+    body = _parse(row.body)
+    seq = body.get("seq") if body else None
+    return seq if isinstance(seq, int) else None
 
 
 def _broken(count: int, first: int | None, last: int | None, n_cps: int, last_cp: int | None, tail: int,

@@ -247,7 +247,6 @@ class SQLiteStore(EventStore):
             try:
                 row = conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
                 seq, prev = (row[0], row[1]) if row else (0, GENESIS)
-                start = seq
                 outs: list[list[dict[str, Any]]] = []
                 insert = (f"INSERT INTO records(seq, {', '.join(_COLUMNS)}, body, prev_hash, hash) "
                           f"VALUES ({', '.join('?' * (len(_COLUMNS) + 4))})")
@@ -267,10 +266,10 @@ class SQLiteStore(EventStore):
                         rows.append((seq, *[cols[c] for c in _COLUMNS], body, prev, digest))
                         prev = digest
                         stored.append(rec)
+                        if seq % self.checkpoint_every == 0:
+                            self._sign(conn, seq, digest)
                     conn.executemany(insert, rows)
                     outs.append(stored)
-                if seq // self.checkpoint_every > start // self.checkpoint_every:
-                    self._sign(conn, seq, prev)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
