@@ -1,5 +1,5 @@
 """Imports the built-in detectors so that they register themselves."""
 
-from aimds.detect import classifier, doubles, encoder_detector, obfuscation, signature_detector
+from aimds.detect import classifier, doubles, encoder_detector, obfuscation, pii, secrets, signature_detector
 
-__all__ = ["classifier", "doubles", "encoder_detector", "obfuscation", "signature_detector"]
+__all__ = ["classifier", "doubles", "encoder_detector", "obfuscation", "pii", "secrets", "signature_detector"]
