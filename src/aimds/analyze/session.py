@@ -222,8 +222,9 @@ class AnalyzerOptions:
     assembly_margin: float = 0.15   # assembled risk must exceed every part's risk by this much
     max_assembled_chars: int = 4000
     crescendo_min_turns: int = 3
-    crescendo_min_level: float = 0.35
-    crescendo_min_rise: float = 0.3
+    crescendo_min_level: float = 0.45
+    crescendo_min_rise: float = 0.35
+    crescendo_min_elevated: int = 2   # earlier turns above 0.1: the rise must be gradual
     crescendo_min_slope: float = 0.07
     probe_window: int = 12
     probe_similarity: float = 0.6
@@ -321,8 +322,6 @@ class SessionAnalyzer:
         if len(frags) >= 2 and (assembling or cur_frags):
             ordered = self._order(frags, turns[-1].text_norm)
             candidates.append(("fragments", " ".join(f.value for f in ordered)))
-        if assembling and len(turns) >= 2:
-            candidates.append(("turns", " ".join(t.text_norm for t in turns[-4:])))
         parts_risk = max(t.risk for t in turns[-4:]) if turns else 0.0
         if frags:
             parts_risk = max(parts_risk, max(turns[f.order[0] % 1000].risk for f in frags
@@ -370,7 +369,7 @@ class SessionAnalyzer:
         steps_up = int((np.diff(p) > 0.02).sum())
         elevated = int((p[:-1] > 0.1).sum())
         if (cur >= o.crescendo_min_level and rise >= o.crescendo_min_rise and slope >= o.crescendo_min_slope
-                and steps_up >= 2 and elevated >= 1):
+                and steps_up >= 2 and elevated >= o.crescendo_min_elevated):
             score = min(0.9, 0.5 + 0.5 * (rise - o.crescendo_min_rise) + 0.5 * slope)
             return [Finding(DETECTOR, "session.crescendo", Category.JAILBREAK, score, 6, None,
                             " → ".join(f"{x:.2f}" for x in p),
