@@ -200,7 +200,7 @@ def _words_regex(words: Sequence[str]) -> Any:
     return re2.compile(rf"(?:^|[^\pL\pN])(?:{alts})", opts)
 
 
-def _char_offsets(text: str, data: bytes, byte_offsets: Iterable[int]) -> dict[int, int]:
+def char_offsets(data: bytes, byte_offsets: Iterable[int]) -> dict[int, int]:
     """Map UTF-8 byte offsets (any order) to character offsets with one forward pass."""
     out: dict[int, int] = {}
     pos_b = pos_c = 0
@@ -250,12 +250,12 @@ class EntityEngine:
     def find(self, text: str, min_score: float = DEFAULT_MIN_SCORE,
              categories: Iterable[Category] | None = None) -> list[Entity]:
         """Entities in ``text`` scoring at least ``min_score``, sorted by start, never overlapping."""
-        data = text.encode("utf-8", "surrogatepass")
+        data = _utf8(text)
         cands = self.candidates(data)
         if not cands:
             return []
         if len(data) != len(text):
-            to_char = _char_offsets(text, data, [x for _, s, e in cands for x in (s, e)])
+            to_char = char_offsets(data, [x for _, s, e in cands for x in (s, e)])
             cands = [(i, to_char[s], to_char[e]) for i, s, e in cands]
         wanted = None if categories is None else {Category(c) for c in categories}
         scored = []
@@ -280,9 +280,9 @@ class EntityEngine:
             if any(w in key for w in rec.exclude_in_match):
                 return None
         score = rec.score
-        before = text[max(0, s - CONTEXT_BEFORE):s]
+        before = _utf8(text[max(0, s - CONTEXT_BEFORE):s])
         ctx = self._context[idx]
-        if ctx is not None and (ctx.search(before) or ctx.search(text[e:e + CONTEXT_AFTER])):
+        if ctx is not None and (ctx.search(before) or ctx.search(_utf8(text[e:e + CONTEXT_AFTER]))):
             score = max(score, rec.context_score)
         neg = self._negative[idx]
         if neg is not None and neg.search(before):
@@ -291,6 +291,10 @@ class EntityEngine:
         if example:
             score = min(score, EXAMPLE_SCORE)
         return Entity(rec.entity, rec.category, s, e, round(score, 4), rec.id, example)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _isolated(text: str, s: int, e: int, chars: str) -> bool:
