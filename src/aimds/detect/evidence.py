@@ -38,6 +38,7 @@ def excerpt(text: str, start: int, end: int, limit: int = MAX_EVIDENCE) -> str:
     piece = text[start:end]
     if len(piece) > 4 * limit:
         piece = piece[: 4 * limit]
+    piece = piece.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be matched or stored
     piece = " ".join(redact(piece).split())
     if len(piece) > limit:
         piece = piece[: limit - 1] + "…"
