@@ -24,7 +24,7 @@ def test_step_examples_carry_their_own_tag(step: str) -> None:
 
 
 @pytest.mark.parametrize("chain", LIB.chains, ids=lambda c: c.id)
-def test_chain_examples_match_the_chain(chain) -> None:  # noqa: ANN001
+def test_chain_examples_match_the_chain(chain) -> None:
     tags = [LIB.tags(s.example) for s in chain.steps]
     for s, t in zip(chain.steps, tags, strict=True):
         assert t & set(s.steps), s.example

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from aimds.analyze.sequence import (cluster, dtw, edit_similarity, lcs_similarity, near_duplicates, normalize_turn,
-                                    ordered_match, token_similarity)
+from aimds.analyze.sequence import (
+    cluster,
+    dtw,
+    edit_similarity,
+    lcs_similarity,
+    near_duplicates,
+    normalize_turn,
+    ordered_match,
+    token_similarity,
+)
 
 
 def test_dtw_identical_is_zero_and_time_warp_is_cheap() -> None:
