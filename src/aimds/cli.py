@@ -85,17 +85,30 @@ def scan(text: str | None, file_: str | None, role: str, direction: str, pretty:
 
 
 @main.command("eval")
-@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--data", "data", type=click.Path(exists=True, dir_okay=False),
               help="Labelled JSONL: text, label (0/1), category, source.")
+@click.option("--sessions", "sessions", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled multi-turn JSONL: session_id, turns [{role, text}], label, category.")
 @click.option("--json", "json_out", help="Write the report as JSON to this path ('-' for stdout).")
 @click.option("--limit", type=int, help="Only the first N rows.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @_detectors_opt
 @_policy_opt
-def eval_(data: str, json_out: str | None, limit: int | None, progress: bool | None, detectors: str | None,
-          policy: str | None) -> None:
-    """Evaluate detection on labelled data: TPR, FPR, precision, F1, latency, per category/source/rule."""
+def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: int | None, progress: bool | None,
+          detectors: str | None, policy: str | None) -> None:
+    """Evaluate detection on labelled data: TPR, FPR, precision, F1, latency, per category/source/rule.
+
+    With --sessions, a session counts as flagged when any turn's verdict is not 'allow'; the report is
+    for the pipeline with session analysis, with single-message detection alone beside it.
+    """
     from tqdm import tqdm
+
+    if (data is None) == (sessions is None):
+        raise click.UsageError("give exactly one of --data or --sessions")
+    if sessions is not None:
+        _eval_sessions(sessions, json_out, limit, detectors, policy)
+        return
+    assert data is not None
 
     from aimds.eval.metrics import evaluate, format_report
     from aimds.train.data import read_jsonl
@@ -108,6 +121,26 @@ def eval_(data: str, json_out: str | None, limit: int | None, progress: bool | N
     show = sys.stderr.isatty() if progress is None else progress
     report = evaluate(guard, rows, (lambda it: tqdm(it, desc="eval", unit="text", file=sys.stderr)) if show else None)
     click.echo(format_report(report))
+    if json_out:
+        _write_json(json_out, report)
+
+
+def _eval_sessions(path: str, json_out: str | None, limit: int | None, detectors: str | None,
+                   policy: str | None) -> None:
+    from aimds.eval.sessions import evaluate_sessions
+    from aimds.train.data import read_jsonl
+
+    rows = read_jsonl(path, require="turns")[:limit]
+    bad = [i for i, r in enumerate(rows) if "label" not in r]
+    if bad:
+        raise click.UsageError(f"{path}: row {bad[0] + 1} has no 'label'")
+    guard = _guard(detectors, policy)
+    report = evaluate_sessions(guard, rows, analysis=True)
+    single = evaluate_sessions(guard, rows, analysis=False)
+    report["single_message"] = {"overall": single["overall"]}
+    o, so = report["overall"], single["overall"]
+    click.echo(f"sessions: {o.get('n', len(rows))}  with session analysis: TPR {o['tpr']:.3f}  FPR {o['fpr']:.3f}  "
+               f"|  single-message only: TPR {so['tpr']:.3f}  FPR {so['fpr']:.3f}")
     if json_out:
         _write_json(json_out, report)
 

@@ -148,7 +148,11 @@ class Guard:
                         if f.category is not Category.OBFUSCATION and f.view not in DIRECT_VIEWS
                         and f.score >= self.policy.monitor)
         if self.sessions is not None and request.session_id:
-            found, us = self._session_stage(request, findings, context.scores.get("classifier"), errors)
+            try:
+                found, us = self._session_stage(request, findings, context.scores.get("classifier"), errors)
+            except Exception as exc:  # the session store failed: say so, fail closed like any tier
+                errors.append(TierError(2, "session", "error", f"{type(exc).__name__}: {exc}"[:200]))
+                found, us = [], None
             if us is not None:
                 latency["session"] = us
                 tier_time[2] = tier_time.get(2, 0.0) + us

@@ -18,6 +18,7 @@ from aimds.server.events import make_event
 from aimds.server.metrics import Metrics
 from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
+from aimds.store.sessions import SQLiteSessionStore
 from aimds.store.sqlite import SQLiteStore, StoreError
 from aimds.types import ScanRequest, Verdict
 
@@ -47,15 +48,19 @@ class Service:
                  store: SQLiteStore | None = None) -> None:
         settings.validate()
         self.settings = settings
-        self.guard = guard or Guard(settings.guard)
         self.store = store or SQLiteStore(settings.data_dir, checkpoint_every=settings.checkpoint_every,
                                           synchronous=settings.synchronous, signing_key=settings.signing_key)
+        self.hash_key = load_hash_key(settings.data_dir)
+        base = guard or Guard(settings.guard)
+        self.sessions = SQLiteSessionStore(self.store, self.hash_key) if settings.sessions else None
+        # the same detectors and policy, with session analysis over the shared store
+        self.guard = Guard(base.settings, detectors=base.detectors, policy=base.policy, sessions=self.sessions,
+                           analyzer=base.analyzer) if self.sessions is not None else base
         self.metrics = Metrics()
         self.store.on_commit = self.metrics.observe_commit
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")
-        self.hash_key = load_hash_key(settings.data_dir)
         self.ready = False
 
     async def start(self) -> None:

@@ -45,6 +45,8 @@ class ServiceSettings:
     # logs
     access_log: bool = True
     log_level: str = "info"
+    # multi-turn analysis over sessions kept in the store
+    sessions: bool = True
     # event store
     store_raw_text: bool = False
     retention_days: float = 30.0

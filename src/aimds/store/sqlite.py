@@ -166,7 +166,8 @@ class SQLiteStore(EventStore):
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection (WAL readers never block the writer)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -316,7 +317,7 @@ class SQLiteStore(EventStore):
     # ----------------------------------------------------------------- reads
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         """A stored record by id (events and admin actions)."""
-        row = self._reader().execute("SELECT body FROM records WHERE id = ?", (event_id,)).fetchone()
+        row = self.reader().execute("SELECT body FROM records WHERE id = ?", (event_id,)).fetchone()
         return None if row is None else orjson.loads(row[0])
 
     def list_events(self, query: EventQuery) -> Page:
@@ -343,21 +344,21 @@ class SQLiteStore(EventStore):
             args.append(f",{query.category},")
         limit = max(1, min(query.limit, 1000))
         sql = f"SELECT seq, body FROM records WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
-        rows = self._reader().execute(sql, (*args, limit + 1)).fetchall()
+        rows = self.reader().execute(sql, (*args, limit + 1)).fetchall()
         items = [orjson.loads(b) for _, b in rows[:limit]]
         next_cursor = rows[limit - 1][0] if len(rows) > limit else None
         return Page(items, next_cursor)
 
     def count(self) -> int:
         """Number of stored records."""
-        return int(self._reader().execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        return int(self.reader().execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     def ping(self) -> None:
         """Raise StoreError if the database cannot be read or the writer has stopped."""
         if self._closed or not self._writer.is_alive():
             raise StoreError("the store's writer is not running")
         try:
-            self._reader().execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+            self.reader().execute("SELECT 1 FROM meta LIMIT 1").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"the store cannot be read: {exc}") from None
 
@@ -385,13 +386,13 @@ class SQLiteStore(EventStore):
 
     def checkpoints(self) -> list[Checkpoint]:
         """All signed checkpoints."""
-        rows = self._reader().execute("SELECT seq, hash, ts, key_id, signature FROM checkpoints ORDER BY seq")
+        rows = self.reader().execute("SELECT seq, hash, ts, key_id, signature FROM checkpoints ORDER BY seq")
         return [Checkpoint(*r) for r in rows.fetchall()]
 
     def anchors(self) -> dict[int, str]:
         """Purge anchors recorded in the chain: first kept seq → hash before it."""
         out = {}
-        for (body,) in self._reader().execute(
+        for (body,) in self.reader().execute(
                 "SELECT body FROM records WHERE kind = 'admin' AND action = 'purge' ORDER BY seq"):
             rec = orjson.loads(body)
             out[int(rec["before_seq"])] = str(rec["anchor_hash"])
@@ -464,13 +465,13 @@ class SQLiteStore(EventStore):
 
     def get_key(self, key_id: str) -> ApiKey | None:
         """A key record by id."""
-        row = self._reader().execute(
+        row = self.reader().execute(
             "SELECT id, role, name, created, revoked, secret_hash FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         return None if row is None else ApiKey(*row)
 
     def list_keys(self) -> list[ApiKey]:
         """All key records, oldest first."""
-        rows = self._reader().execute(
+        rows = self.reader().execute(
             "SELECT id, role, name, created, revoked, secret_hash FROM api_keys ORDER BY created").fetchall()
         return [ApiKey(*r) for r in rows]
 

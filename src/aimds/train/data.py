@@ -23,8 +23,12 @@ def default_data_dir() -> Path:
     raise InputError("no datasets found: pass --data-dir or set AIMDS_DATASETS (expects train.jsonl, dev.jsonl)")
 
 
-def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """Read labelled rows, with a clear error naming the first bad line."""
+def read_jsonl(path: Path | str, require: str = "text") -> list[dict[str, Any]]:
+    """Read JSON-object lines, with a clear error naming the first bad line.
+
+    ``require`` names a field every row must have: ``"text"`` (a string) by default, ``"turns"`` (a list)
+    for multi-turn sessions.
+    """
     rows = []
     try:
         lines = Path(path).read_text(encoding="utf-8").split("\n")
@@ -37,7 +41,13 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{n}: each line must be a JSON object")
+        if require == "text" and not isinstance(row.get("text"), str):
             raise InputError(f"{path}:{n}: each line needs a string 'text'")
+        if require == "turns" and not (isinstance(row.get("turns"), list)
+                                       and all(isinstance(t, dict) and isinstance(t.get("text"), str)
+                                               for t in row["turns"])):
+            raise InputError(f"{path}:{n}: each line needs 'turns', a list of {{role, text}}")
         rows.append(row)
     return rows
