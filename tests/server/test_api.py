@@ -189,3 +189,24 @@ def test_sessions_are_analysed_across_requests(live: Live) -> None:
     with live.client("analyst") as c:
         events = c.get("/v1/events", params={"session_id": "sess-split"}).json()["items"]
     assert len(events) == 3
+
+
+def test_redact_and_restore_round_trip_per_key(live: Live) -> None:
+    text = "Card 4539 1488 0343 6467, mail jane.doe@corp-mail.com, key AKIAZ7Q3R5T2W8Y4K6M1."
+    with live.client("detector") as c:
+        red = c.post("/v1/redact", json={"text": text}).json()
+        assert "jane.doe" not in red["text"] and "4539" not in red["text"] and red["placeholders"]
+        answer = f"I will email {red['placeholders'][0]} now."
+        back = c.post("/v1/restore", json={"text": red["text"], "scope": red["scope"]}).json()["text"]
+        assert back == text
+        assert red["placeholders"][0] not in c.post("/v1/restore", json={"text": answer,
+                                                                         "scope": red["scope"]}).json()["text"]
+    with live.client("analyst") as other:
+        r = other.post("/v1/restore", json={"text": red["text"], "scope": red["scope"]})
+        assert r.status_code == 403
+    with live.client("admin") as admin:
+        assert admin.post("/v1/restore", json={"text": red["text"], "scope": red["scope"]}).json()["text"] == text
+    raw = (live.data_dir / "aimds.db").read_bytes()
+    wal = live.data_dir / "aimds.db-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert b"jane.doe@corp-mail.com" not in raw  # sealed at rest

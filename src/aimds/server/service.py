@@ -20,6 +20,7 @@ from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
 from aimds.store.sessions import SQLiteSessionStore
 from aimds.store.sqlite import SQLiteStore, StoreError
+from aimds.store.vault import SQLiteVault
 from aimds.types import ScanRequest, Verdict
 
 log = logging.getLogger("aimds.server")
@@ -58,6 +59,7 @@ class Service:
                            analyzer=base.analyzer) if self.sessions is not None else base
         self.metrics = Metrics()
         self.store.on_commit = self.metrics.observe_commit
+        self.vault = SQLiteVault(self.store)
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")
