@@ -83,3 +83,23 @@ def test_bad_recognizer_file(tmp_path: Path) -> None:
 
 def test_engine_is_shared() -> None:
     assert default_engine() is default_engine()
+
+
+def test_detectors_report_findings_without_the_value() -> None:
+    from aimds.detect.base import ScanContext, get_detector
+    from aimds.normalize import normalize
+    from aimds.types import ScanRequest
+
+    text = "card 4539 9458 0730 2151, key ghp_DZFlRJmCGmUXiAPyhzAnar3ZLt4bnlz2MPKg, mail bob.k@proton.me"
+    out = {}
+    for name in ("pii", "secrets"):
+        det = get_detector(name)()
+        det.load()
+        out[name] = det.scan(normalize(text), ScanContext(ScanRequest(text=text)))
+    assert {f.rule_id for f in out["pii"]} == {"pii.credit_card", "pii.email"}
+    assert [f.rule_id for f in out["secrets"]] == ["secret.github_token"]
+    for f in out["pii"] + out["secrets"]:
+        assert text[f.span.start:f.span.end] not in f.evidence
+        assert "bob.k" not in f.evidence and "DZFl" not in f.evidence
+    card = next(f for f in out["pii"] if f.rule_id == "pii.credit_card")
+    assert card.evidence == "credit card ****2151" and card.severity == 8 and card.category is Category.PII

@@ -194,15 +194,22 @@ def load_recognizers(paths: Iterable[Path] | None = None) -> list[Recognizer]:
     return out
 
 
-def _words_regex(words: Sequence[str]) -> Any:
-    """A case-insensitive RE2 that finds any of ``words`` starting at a non-letter boundary."""
+def _has_word(window: str, words: Sequence[str]) -> bool:
+    """Whether one of ``words`` (lower-case) starts in ``window`` at a non-alphanumeric boundary.
+
+    Plain substring search: candidates are few and windows short, and Python's ``str.find`` is not
+    a regex engine (no backtracking).
+    """
     if not words:
-        return None
-    alts = "|".join(re2.escape(w) for w in words)
-    opts = _options()
-    opts.case_sensitive = False
-    opts.never_capture = True
-    return re2.compile(rf"(?:^|[^\pL\pN])(?:{alts})", opts)
+        return False
+    low = window.lower()
+    for w in words:
+        i = low.find(w)
+        while i >= 0:
+            if i == 0 or not low[i - 1].isalnum():
+                return True
+            i = low.find(w, i + 1)
+    return False
 
 
 def char_offsets(data: bytes, byte_offsets: Iterable[int]) -> dict[int, int]:
@@ -230,8 +237,6 @@ class EntityEngine:
             rset.Compile()
             self._sets.append((base, rset))
         self._regex = [re2.compile(r.pattern, opts) for r in self.recognizers]
-        self._context = [_words_regex(r.context) for r in self.recognizers]
-        self._negative = [_words_regex(r.negative_context) for r in self.recognizers]
         self.by_id = {r.id: r for r in self.recognizers}
 
     def __len__(self) -> int:
@@ -287,12 +292,10 @@ class EntityEngine:
             if any(w in key for w in rec.exclude_in_match):
                 return None
         score = rec.score
-        before = _utf8(text[max(0, s - CONTEXT_BEFORE):s])
-        ctx = self._context[idx]
-        if ctx is not None and (ctx.search(before) or ctx.search(_utf8(text[e:e + CONTEXT_AFTER]))):
+        before = text[max(0, s - CONTEXT_BEFORE):s]
+        if _has_word(before, rec.context) or _has_word(text[e:e + CONTEXT_AFTER], rec.context):
             score = max(score, rec.context_score)
-        neg = self._negative[idx]
-        if neg is not None and neg.search(before[before.rfind(b"\n") + 1:]):  # same line only
+        if _has_word(before[before.rfind("\n") + 1:], rec.negative_context):  # same line only
             score = max(0.0, score - NEGATIVE_PENALTY)
         example = _is_example(rec, value)
         if example:
