@@ -8,9 +8,9 @@ maps the names used in ``data/pii/*.yaml`` to the functions.
 Check-digit *generators* (``luhn_digit``, ``iban_check`` …) live here too: the labelled-set
 generator uses them, and tests check them against published valid numbers.
 
-Measured and rejected (see ``benchmarks/pii_eval.py`` notes in the report): ``phonenumbers``
-(~57 µs per candidate parse+validate after warm-up, 43 ms import) and ``python-stdnum`` (IBAN
-~30 µs per call); the validators below cost 1–5 µs and need no extra dependency.
+Measured and not used (``benchmarks/pii_libs_cost.py``): ``phonenumbers`` costs ~15× and
+``python-stdnum``'s IBAN check ~18× these validators per candidate, plus a slow first import;
+the validators below need no extra dependency.
 """
 
 from __future__ import annotations
