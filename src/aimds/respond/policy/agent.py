@@ -201,10 +201,8 @@ class PolicySet:
         """Consume one step; the policies that became violated at it."""
         out = []
         for policy, m in zip(self.policies, self._monitors, strict=True):
-            already = m.violation_step is not None
-            r = m.step(atoms)
-            if r.status == "violated" and not already:
-                out.append(self._violation(policy, r.step, r.failed))
+            if m.advance(atoms):
+                out.append(self._violation(policy, m.steps - 1, m.failed))
         return out
 
     def peek(self, atoms: Set[str]) -> list[Violation]:

@@ -207,6 +207,7 @@ class Automaton:
         self._clause_terms: dict[Clause, list[Term]] = {}
         self._clause_live: dict[Clause, bool] = {}
         self._states: dict[frozenset[Clause], _State] = {}
+        self._explained: dict[tuple[_State, frozenset[str], bool], str] = {}
         self._top = frozenset(self.nnf.args if self.nnf.op == "and" else (self.nnf,))
         self.initial = self.state(_absorb([_clause([self.nnf])]))
 
@@ -397,6 +398,13 @@ class Automaton:
 
     def explain(self, st: _State, atoms: Set[str], at_end: bool) -> str:
         """Which obligations of ``st`` failed at a step with ``atoms`` (violated now, or by ending)."""
+        key = (st, self.formula.atoms.intersection(atoms), at_end)
+        hit = self._explained.get(key)
+        if hit is None:
+            hit = self._explained[key] = self._explain(st, key[1], at_end)
+        return hit
+
+    def _explain(self, st: _State, atoms: Set[str], at_end: bool) -> str:
         test = self._ends_false if at_end else self._bad
         found: list[str] = []
         for clause in sorted(st.clauses, key=lambda c: sorted(x.uid for x in c)):
@@ -452,22 +460,35 @@ class Monitor:
         """The monitored formula."""
         return self.automaton.formula
 
+    def advance(self, atoms: Set[str]) -> bool:
+        """Consume one step; whether the trace became violated at it (the fast path of :meth:`step`)."""
+        index = self.steps
+        self.steps = index + 1
+        if self.violation_step is not None:
+            return False
+        prev = self.state
+        hit = prev.trans.get(prev.atoms.intersection(atoms))
+        nxt, end = hit if hit is not None else self.automaton.step(prev, atoms)
+        self._prev, self._atoms, self.state, self._end = prev, atoms, nxt, end
+        live = nxt.live
+        if live is None:
+            live = self.automaton.state_live(nxt)
+        if end or live:
+            return False
+        self.violation_step = index
+        self.failed = self.automaton.explain(prev, atoms, at_end=False)
+        return True
+
     def step(self, atoms: Set[str]) -> StepResult:
         """Consume one step (the set of atoms true at it) and return the verdict."""
         index = self.steps
-        self.steps += 1
         if self.violation_step is not None:
+            self.steps += 1
             return StepResult(index, "violated", True, self.violation_step, self.failed)
-        auto = self.automaton
-        prev = self.state
-        nxt, end = auto.step(prev, atoms)
-        self._prev, self._atoms, self.state, self._end = prev, atoms, nxt, end
-        if not end and not auto.state_live(nxt):
-            self.violation_step = index
-            self.failed = auto.explain(prev, atoms, at_end=False)
+        if self.advance(atoms):
             return StepResult(index, "violated", True, index, self.failed)
-        if end:
-            return StepResult(index, "satisfied", nxt.valid)
+        if self._end:
+            return StepResult(index, "satisfied", self.state.valid)
         return StepResult(index, "pending", False)
 
     def peek(self, atoms: Set[str]) -> StepResult:
