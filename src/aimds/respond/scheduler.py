@@ -90,7 +90,7 @@ class _Lane:
         with self.cond:
             while self.size == 0 and not self.stopping:
                 self.cond.wait()
-            if self.size == 0:
+            if self.stopping:  # what is still queued stays in the outbox (durable kinds) for the next process
                 return None
             for q in self.queues:
                 if q:
@@ -137,6 +137,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._inflight: set[str] = set()     # durable action ids this process holds (persisting, queued, waiting)
         self._persisting = 0
+        self._running: set[str] = set()      # ids a worker is executing now
         self._timer: list[tuple[float, int, ResponseAction]] = []
         self._seq = itertools.count()
         self._timer_cond = threading.Condition()
@@ -183,7 +184,9 @@ class Scheduler:
             t.join(max(0.0, deadline - time.monotonic()))
         if self.outbox is not None:
             try:
-                self.outbox.release()
+                with self._lock:  # what is still running finishes here and records its own outcome
+                    held = self._inflight - self._running
+                self.outbox.release(held)
             except AIMDSError as exc:
                 log.error("could not release outbox leases: %s", exc)
 
@@ -268,11 +271,15 @@ class Scheduler:
             action = lane.pop()
             if action is None:
                 return
+            with self._lock:
+                self._running.add(action.id)
             try:
                 self._run(action)
             except Exception:  # pragma: no cover - _run handles handler errors; never let a worker die
                 log.exception("response worker error")
             finally:
+                with self._lock:
+                    self._running.discard(action.id)
                 lane.finished()
 
     def _run(self, action: ResponseAction) -> None:
