@@ -275,9 +275,10 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def _add_service_commands() -> None:
+    from aimds.cli_response import COMMANDS as RESPONSE_COMMANDS
     from aimds.cli_service import COMMANDS
 
-    for command in COMMANDS:
+    for command in (*COMMANDS, *RESPONSE_COMMANDS):
         main.add_command(command)
 
 
