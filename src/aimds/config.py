@@ -16,7 +16,7 @@ import yaml
 
 from aimds.errors import ConfigError
 
-DEFAULT_DETECTORS = ("obfuscation", "signatures", "classifier", "encoder")
+DEFAULT_DETECTORS = ("obfuscation", "signatures", "pii", "secrets", "classifier", "encoder")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from aimds.errors import AIMDSError, InputTooLargeError
 from aimds.normalize import Limits, normalize
 from aimds.normalize.pipeline import warm_up
 from aimds.normalize.views import Views
-from aimds.respond.mitigate import sanitize
+from aimds.respond.mitigate import mask_entities, sanitize
 from aimds.respond.policy import Policy, combine, decide
 from aimds.types import Action, Category, Finding, Role, ScanRequest, TierError, Verdict
 
@@ -121,7 +121,7 @@ class Guard:
                 continue
             det_context = context
             if det.cascade:
-                det_context = ScanContext(request=request, prior_risk=combine(findings, self.policy.min_score),
+                det_context = ScanContext(request=request, prior_risk=self._threat_risk(findings),
                                           scores=context.scores)
                 if not det.wants(det_context):
                     continue
@@ -139,7 +139,7 @@ class Guard:
             if elapsed > budget_us:
                 slow.append(det.name)
             findings.extend(found)
-            risk_so_far = combine(findings, self.policy.min_score)
+            risk_so_far = self._threat_risk(findings)
             if on_stage is not None:
                 on_stage(det.name, det.tier, found, risk_so_far, elapsed)
             if may_stop and risk_so_far >= max(self.policy.block, 0.99):
@@ -161,9 +161,11 @@ class Guard:
         for tier, us in tier_time.items():
             latency[f"tier{tier}"] = us
         sanitized = None
-        if decision.action in (Action.SANITIZE, Action.BLOCK) and request.role in (Role.DOCUMENT, Role.TOOL):
+        if decision.threat_action in (Action.SANITIZE, Action.BLOCK) and request.role in (Role.DOCUMENT, Role.TOOL):
             locate = next((d.locate for d in self.detectors if hasattr(d, "locate")), None)
             sanitized = sanitize(request.text, findings, self.policy.monitor, locate)
+        if decision.action is Action.REDACT and decision.threat_action is not Action.BLOCK:
+            sanitized = mask_entities(sanitized if sanitized is not None else request.text)
         latency["total"] = (time.perf_counter() - t_start) * 1e6
         notes = [f"slow: {name}" for name in slow] + [f"normalize: {n}" for n in views.notes]
         findings.sort(key=lambda f: -f.score)
@@ -178,7 +180,13 @@ class Guard:
             policy=self.policy.name,
             versions={d.name: d.version() for d in self.detectors},
             notes=tuple(notes),
+            threat_action=decision.threat_action,
         )
+
+    def _threat_risk(self, findings: list[Finding]) -> float:
+        """Risk from the threat findings so far (personal data and secrets do not count)."""
+        data = self.policy.data_actions
+        return combine([f for f in findings if f.category not in data] if data else findings, self.policy.min_score)
 
     def _session_stage(self, request: ScanRequest, findings: list[Finding], soft: float | None,
                        errors: list[TierError]) -> tuple[list[Finding], float | None]:
@@ -187,7 +195,7 @@ class Guard:
         Returns the session findings and the analysis time in µs (None when there was no history).
         """
         assert self.sessions is not None and self.analyzer is not None and request.session_id
-        risk = combine(findings, self.policy.min_score)
+        risk = self._threat_risk(findings)
         features = self.analyzer.features(request.text, risk, soft)
         history = self.sessions.history(request.session_id, self.analyzer.history_limit)
         found: list[Finding] = []

@@ -187,6 +187,8 @@ class Verdict:
     policy: str = "default"
     versions: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     notes: tuple[str, ...] = ()   # e.g. decoding bounds hit, detectors past their time budget
+    #: What the threat detectors alone call for; ``action`` may be higher because of PII or secrets.
+    threat_action: Action | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "action", Action(self.action))
@@ -195,8 +197,12 @@ class Verdict:
 
     @property
     def flagged(self) -> bool:
-        """True when the action is anything but ``allow``."""
-        return self.action is not Action.ALLOW
+        """True when the text was judged manipulative: the threat action is anything but ``allow``.
+
+        A verdict that only redacts personal data or secrets is not flagged (its ``action`` is still
+        ``redact``).
+        """
+        return (self.threat_action if self.threat_action is not None else self.action) is not Action.ALLOW
 
     @property
     def blocked(self) -> bool:
@@ -216,4 +222,5 @@ class Verdict:
             "policy": self.policy,
             "versions": dict(self.versions),
             "notes": list(self.notes),
+            "threat_action": str(self.threat_action) if self.threat_action is not None else str(self.action),
         }

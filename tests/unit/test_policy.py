@@ -58,3 +58,32 @@ def test_bad_policies_are_rejected(raw: dict) -> None:
 def test_unknown_shipped_policy() -> None:
     with pytest.raises(ConfigError):
         Policy.load("does-not-exist")
+
+
+def test_personal_data_redacts_without_raising_the_threat_risk() -> None:
+    pii = f(0.95, Category.PII, det="pii")
+    secret = f(0.9, Category.SECRET, det="secrets")
+    d = decide([pii, secret], Role.USER, POLICY)
+    assert (d.action, d.threat_action, d.risk) == (Action.REDACT, Action.ALLOW, 0.0)
+    assert set(d.categories) == {Category.PII, Category.SECRET}
+    # a weak threat signal next to personal data does not add up to a block
+    d = decide([pii, f(0.3)], Role.USER, POLICY)
+    assert d.action is Action.REDACT and d.threat_action is Action.ALLOW
+    d = decide([pii, f(0.9)], Role.USER, POLICY)
+    assert d.action is Action.BLOCK and d.threat_action is Action.BLOCK
+    assert decide([f(0.3, Category.PII, det="pii")], Role.USER, POLICY).action is Action.ALLOW
+
+
+def test_data_and_capped_categories_cannot_overlap() -> None:
+    with pytest.raises(ConfigError):
+        Policy.from_dict({"thresholds": {"block": 0.8, "monitor": 0.5}, "category_caps": {"pii": "monitor"},
+                          "data_actions": {"pii": "redact"}})
+
+
+def test_guard_masks_personal_data_and_is_not_flagged(guard: object) -> None:
+    from aimds import Guard
+
+    assert isinstance(guard, Guard)
+    v = guard.scan("Please update my card 4539 1488 0343 6467 and mail jane.doe@corp-mail.com when done.")
+    assert v.action is Action.REDACT and not v.flagged
+    assert v.sanitized_text is not None and "4539" not in v.sanitized_text and "<EMAIL_1>" in v.sanitized_text

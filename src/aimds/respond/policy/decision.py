@@ -26,6 +26,9 @@ class Policy:
     role_actions: Mapping[Role, Mapping[Action, Action]] = field(default_factory=dict)
     category_caps: Mapping[Category, Action] = field(default_factory=dict)
     min_score: float = 0.05
+    #: Data categories (PII, secrets): they do not add to the threat risk; a finding of one at or above
+    #: the monitor threshold raises the action to at least the mapped one (e.g. ``redact``).
+    data_actions: Mapping[Category, Action] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Policy:
@@ -41,9 +44,13 @@ class Policy:
             roles = {Role(r): {Action(k): Action(v) for k, v in m.items()}
                      for r, m in (raw.get("role_actions") or {}).items()}
             caps = {Category(c): Action(a) for c, a in (raw.get("category_caps") or {}).items()}
+            data = {Category(c): Action(a) for c, a in (raw.get("data_actions") or {}).items()}
+            if set(data) & set(caps):
+                raise ConfigError("a category cannot be both capped and a data category")
             return cls(name=str(raw.get("name", "custom")), block=block, monitor=monitor,
                        fail_mode=fail_mode, fail_action=Action(raw.get("fail_action", "block")),
-                       role_actions=roles, category_caps=caps, min_score=float(raw.get("min_score", 0.05)))
+                       role_actions=roles, category_caps=caps, min_score=float(raw.get("min_score", 0.05)),
+                       data_actions=data)
         except ConfigError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -91,32 +98,44 @@ class Decision:
     action: Action
     risk: float
     categories: tuple[Category, ...]
+    #: The action the threat detectors alone call for (``action`` may be higher because of PII/secrets).
+    threat_action: Action = Action.ALLOW
 
 
 def decide(findings: Iterable[Finding], role: Role, policy: Policy,
            errors: Iterable[TierError] = ()) -> Decision:
-    """Map findings (and detector errors) to an action, a risk and the threat categories."""
+    """Map findings (and detector errors) to an action, a risk and the threat categories.
+
+    The risk is the noisy-OR of the threat findings (data categories such as PII do not count); data
+    findings at or above the monitor threshold raise the action to their ``data_actions`` entry.
+    """
     findings = list(findings)
-    risk = combine(findings, policy.min_score)
+    threat = [f for f in findings if f.category not in policy.data_actions]
+    risk = combine(threat, policy.min_score)
     if risk >= policy.block:
         action = Action.BLOCK
     elif risk >= policy.monitor:
         action = Action.MONITOR
     else:
         action = Action.ALLOW
-    uncapped = [f for f in findings if f.category not in policy.category_caps and f.score >= policy.min_score]
-    if not uncapped and findings:
+    uncapped = [f for f in threat if f.category not in policy.category_caps and f.score >= policy.min_score]
+    if not uncapped and threat:
         # Only capped categories (e.g. obfuscation signals) spoke: they may not act alone above their cap.
-        cap = max((policy.category_caps[f.category] for f in findings if f.category in policy.category_caps),
+        cap = max((policy.category_caps[f.category] for f in threat if f.category in policy.category_caps),
                   key=lambda a: a.rank, default=Action.ALLOW)
         action = min(action, cap, key=lambda a: a.rank)
     action = policy.role_actions.get(role, {}).get(action, action)
     errors = list(errors)
     if errors and policy.fail_mode == "closed":
         action = max(action, policy.fail_action, key=lambda a: a.rank)
+    threat_action = action
+    for f in findings:
+        data_action = policy.data_actions.get(f.category)
+        if data_action is not None and f.score >= policy.monitor:
+            action = max(action, data_action, key=lambda a: a.rank)
     cats: dict[Category, float] = {}
     for f in findings:
         if f.score >= policy.monitor * 0.6:
             cats[f.category] = max(cats.get(f.category, 0.0), f.score)
     ordered = tuple(c for c, _ in sorted(cats.items(), key=lambda kv: -kv[1]))
-    return Decision(action=action, risk=min(1.0, max(0.0, risk)), categories=ordered)
+    return Decision(action=action, risk=min(1.0, max(0.0, risk)), categories=ordered, threat_action=threat_action)
