@@ -88,6 +88,7 @@ class VerdictBody(BaseModel):
     policy: str
     versions: dict[str, str]
     notes: list[str]
+    threat_action: str
 
 
 class BatchResponse(BaseModel):
