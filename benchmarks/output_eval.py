@@ -1,0 +1,247 @@
+"""Output scanning evaluation: leak recall per variant, false positives, canary recall, streaming cost.
+
+Reads benchmarks/data/output_leaks.jsonl (built by scripts/gen_output_leaks.py) and prints JSON:
+
+- ``leak``: recall of ``prompt_leak_output`` per variant and language, on the eval half (prompts
+  with an even number) and the tune half, with and without the canary detector's help;
+- ``ordinary``: false-positive rate of every output detector (prompt_leak_output, canary,
+  exfil_output) on the ordinary on-topic answers;
+- ``canary``: recall of the ``canary`` detector (keyed, and keyless) per form;
+- ``stream``: per-chunk cost of :class:`aimds.detect.stream.StreamScanner` at 100-character chunks
+  (p50/p99/max µs) and the detection delay of leaks, in windows.
+
+``--tune`` searches the :class:`~aimds.detect.leak_similarity.LeakWeights` grid on the tune half only
+(highest recall with at most 0.5% false positives there) and prints the choice; ``--write`` stores
+it in src/aimds/data/output/leak.yaml.
+
+    python benchmarks/output_eval.py [--tune [--write]] [--no-stream]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aimds.detect.base import ScanContext
+from aimds.detect.leak_similarity import LeakWeights, compare, profile
+from aimds.detect.output import CanaryDetector, ExfilOutputDetector, PromptLeakOutputDetector
+from aimds.normalize import normalize
+from aimds.types import Direction, ScanRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data" / "output_leaks.jsonl"
+WEIGHTS = ROOT / "src" / "aimds" / "data" / "output" / "leak.yaml"
+#: The public evaluation key of scripts/gen_output_leaks.py (not a deployment key).
+EVAL_KEY = b"aimds-output-leak-eval-key-v1!!!"
+
+
+def load() -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Prompts by id and the cases."""
+    recs = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
+    return {r["prompt_id"]: r for r in recs if r["type"] == "prompt"}, [r for r in recs if r["type"] == "case"]
+
+
+def _rate(hits: int, n: int) -> str:
+    return f"{hits}/{n} = {hits / n:.3f}" if n else "0/0"
+
+
+def evaluate(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Detection figures of the three output detectors."""
+    leak_det = PromptLeakOutputDetector()
+    leak_det.load()
+    keyed, keyless, exfil = CanaryDetector(key=EVAL_KEY), CanaryDetector(), ExfilOutputDetector()
+    for d in (keyed, keyless, exfil):
+        d.load()
+    by: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    with_canary: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    ordinary: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    canary: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    false_positives: list[dict[str, Any]] = []
+    misses: list[dict[str, Any]] = []
+    us: list[float] = []
+    for c in cases:
+        prompt = prompts[c["prompt_id"]]["system_prompt"]
+        req = ScanRequest(text=c["response"], direction=Direction.OUTPUT, metadata={"system_prompt": prompt})
+        ctx = ScanContext(req)
+        t0 = time.perf_counter()
+        views = normalize(c["response"])
+        leak = bool(leak_det.scan(views, ctx))
+        us.append((time.perf_counter() - t0) * 1e6)
+        can = any(f.rule_id == "canary.verified" and f.evidence == f"canary {prompts[c['prompt_id']]['canary_id']}"
+                  for f in keyed.scan(views, ctx))
+        split = c["split"]
+        if c["kind"] == "leak":
+            keys = [(split, c["variant"], "all"), (split, "all", "all")]
+            if c["variant"] == "translated":
+                keys.append((split, "translated", c["lang"]))
+            for key in keys:
+                by[key][0] += leak
+                by[key][1] += 1
+            with_canary[(split, c["variant"])][0] += leak or can
+            with_canary[(split, c["variant"])][1] += 1
+            if not leak and split == "eval":
+                misses.append({"prompt": c["prompt_id"], "variant": c["variant"], "lang": c["lang"]})
+        elif c["kind"] == "canary":
+            canary[(split, "keyed:" + c["variant"])][0] += can
+            canary[(split, "keyed:" + c["variant"])][1] += 1
+            free = bool(keyless.scan(views, ctx))
+            canary[(split, "keyless:" + c["variant"])][0] += free
+            canary[(split, "keyless:" + c["variant"])][1] += 1
+        else:
+            flags = {"prompt_leak_output": leak, "canary": bool(keyed.scan(views, ctx) or keyless.scan(views, ctx)),
+                     "exfil_output": bool(exfil.scan(views, ctx))}
+            flags["any"] = any(flags.values())
+            for name, hit in flags.items():
+                ordinary[(split, name)][0] += hit
+                ordinary[(split, name)][1] += 1
+            if flags["any"]:
+                false_positives.append({"prompt": c["prompt_id"], "split": split, "response": c["response"][:80],
+                                        "by": [k for k, v in flags.items() if v and k != "any"]})
+    out: dict[str, Any] = {"leak": {}, "leak_or_canary": {}, "ordinary_fpr": {}, "canary": {}}
+    for (split, variant, lang), (h, n) in sorted(by.items()):
+        out["leak"].setdefault(split, {})[variant if lang == "all" else f"translated:{lang}"] = _rate(h, n)
+    for (split, variant), (h, n) in sorted(with_canary.items()):
+        out["leak_or_canary"].setdefault(split, {})[variant] = _rate(h, n)
+    for (split, name), (h, n) in sorted(ordinary.items()):
+        out["ordinary_fpr"].setdefault(split, {})[name] = _rate(h, n)
+    for (split, form), (h, n) in sorted(canary.items()):
+        out["canary"].setdefault(split, {})[form] = _rate(h, n)
+    for split in ("tune", "eval"):
+        keyed_all = [v for k, v in canary.items() if k[0] == split and k[1].startswith("keyed:")]
+        out["canary"][split]["keyed:all"] = _rate(sum(h for h, _ in keyed_all), sum(n for _, n in keyed_all))
+    out["eval_misses"] = misses
+    out["false_positives"] = false_positives
+    out["scan_us"] = {"p50": round(statistics.median(us), 1), "p99": round(sorted(us)[int(0.99 * len(us))], 1)}
+    return out
+
+
+def tune(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Grid search of the leak weights on the tune half: best recall with ≤ 0.5% false positives."""
+    rows: list[tuple[int, list[Any]]] = []
+    for c in cases:
+        if c["split"] != "tune" or c["kind"] == "canary":
+            continue
+        prof = profile(prompts[c["prompt_id"]]["system_prompt"])
+        views = normalize(c["response"])
+        sims = [compare(prof, text, list_items=items)
+                for _, text, _, items in PromptLeakOutputDetector._candidates(views)]
+        rows.append((c["label"], sims))
+    neg = sum(1 for label, _ in rows if label == 0)
+    pos = len(rows) - neg
+    best: tuple[Any, ...] | None = None
+    grid = itertools.product((8, 10, 12, 15, 20), (0.3, 0.4, 0.5, 0.6), (0.3, 0.35, 0.4, 0.45, 0.5, 0.6),
+                             (3, 4, 5, 6), (0.0, 0.1, 0.15, 0.2))
+    for run, cont, dist, dmin, bonus in grid:
+        w = LeakWeights(run, cont, dist, dmin, bonus)
+        tp = fp = 0
+        lo_pos, hi_neg = float("inf"), 0.0
+        for label, sims in rows:
+            x = max(w.ratio(s) for s in sims)
+            hit = x >= 1.0
+            tp += hit and label == 1
+            fp += hit and label == 0
+            if label == 1 and hit:
+                lo_pos = min(lo_pos, x)
+            if label == 0 and not hit:
+                hi_neg = max(hi_neg, x)
+        if fp / neg > 0.005:
+            continue
+        # Most recall; then fewest false positives; then the widest margin around the threshold
+        # (weakest caught leak vs strongest passed answer, in log ratio).
+        margin = math.log(lo_pos) - math.log(max(hi_neg, 1e-3)) if tp else 0.0
+        key = (tp, -fp, round(min(math.log(lo_pos) if tp else 0.0, -math.log(max(hi_neg, 1e-3))), 3), margin)
+        if best is None or key > best[0]:
+            best = (key, w, tp, fp)
+    assert best is not None
+    _, w, tp, fp = best
+    return {"weights": {f: getattr(w, f) for f in LeakWeights.__dataclass_fields__},
+            "tune_recall": round(tp / pos, 4), "tune_fpr": round(fp / neg, 4), "tune_pos": pos, "tune_neg": neg}
+
+
+def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-chunk cost at 100-character chunks and leak detection delay in windows."""
+    from aimds.detect.stream import StreamScanner
+
+    answers = [c["response"] for c in cases if c["kind"] == "ordinary"]
+    filler = "\n".join(answers)
+    out: dict[str, Any] = {}
+    costs: list[float] = []
+    pid0 = next(iter(prompts))
+    scanner = StreamScanner.for_output(system_prompt=prompts[pid0]["system_prompt"], canary_key=EVAL_KEY)
+    for i in range(0, len(filler), 100):
+        t0 = time.perf_counter()
+        scanner.feed(filler[i:i + 100])
+        costs.append((time.perf_counter() - t0) * 1e6)
+    scanner.close()
+    costs.sort()
+    out["chunk_us"] = {"chunks": len(costs), "chars": len(filler), "window": scanner.window,
+                       "overlap": scanner.overlap, "p50": round(costs[len(costs) // 2], 1),
+                       "p99": round(costs[int(0.99 * len(costs))], 1), "max": round(costs[-1], 1),
+                       "mean": round(sum(costs) / len(costs), 1)}
+    delays: dict[str, list[float]] = defaultdict(list)
+    missed: dict[str, int] = defaultdict(int)
+    for c in cases:
+        if c["split"] != "eval" or c["label"] != 1 or c["variant"] not in ("verbatim", "partial", "paraphrase",
+                                                                           "translated", "base64", "plain"):
+            continue
+        sp = prompts[c["prompt_id"]]["system_prompt"]
+        scanner = StreamScanner.for_output(system_prompt=sp, canary_key=EVAL_KEY)
+        pre = answers[hash(c["response"]) % len(answers)] + "\n\n"
+        text = pre + c["response"] + "\n\n" + filler[:3000]
+        leak_end = len(pre) + len(c["response"])
+        name = f"{c['kind']}:{c['variant']}"
+        seen_at = None
+        for i in range(0, len(text), 100):
+            r = scanner.feed(text[i:i + 100])
+            if r.abort:
+                seen_at = min(i + 100, len(text))
+                break
+        if seen_at is None and scanner.close().abort:
+            seen_at = len(text)
+        if seen_at is None:
+            missed[name] += 1
+        else:
+            delays[name].append(max(0, seen_at - leak_end) / scanner.window)
+    out["delay_windows"] = {k: {"n": len(v), "max": round(max(v), 3), "mean": round(sum(v) / len(v), 3)}
+                            for k, v in sorted(delays.items())}
+    out["stream_missed"] = dict(missed)
+    return out
+
+
+def main() -> None:
+    """Print the JSON report (or the tuned weights)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tune", action="store_true", help="choose the leak weights on the tune half")
+    ap.add_argument("--write", action="store_true", help="with --tune: write them to data/output/leak.yaml")
+    ap.add_argument("--no-stream", action="store_true", help="skip the streaming figures")
+    args = ap.parse_args()
+    prompts, cases = load()
+    if args.tune:
+        res = tune(prompts, cases)
+        json.dump(res, sys.stdout, indent=1)
+        print()
+        if args.write:
+            raw = yaml.safe_load(WEIGHTS.read_text("utf-8"))
+            raw["weights"] = res["weights"]
+            head = "".join(line + "\n" for line in WEIGHTS.read_text("utf-8").splitlines() if line.startswith("#"))
+            WEIGHTS.write_text(head + yaml.safe_dump(raw, sort_keys=False), "utf-8")
+        return
+    report = evaluate(prompts, cases)
+    if not args.no_stream:
+        report["stream"] = stream_figures(prompts, cases)
+    json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
+    print()
+
+
+if __name__ == "__main__":
+    main()

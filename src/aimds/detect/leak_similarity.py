@@ -1,0 +1,288 @@
+"""Similarity of a model's response to its system prompt: the evidence behind ``prompt_leak_output``.
+
+Three kinds of evidence, each robust to a different way of leaking:
+
+- **word shingles** (3 consecutive content words): containment of the prompt's shingles in the
+  response and the longest run of consecutive response shingles found in the prompt — verbatim
+  and partial leaks;
+- **distinctive tokens** of the prompt — numbers, URLs, e-mail addresses, identifiers
+  (``lookup_account``, ``SKT-441``), codenames in capitals, CamelCase and proper names, quoted
+  strings — which survive paraphrase and translation; the fraction and count found in the response;
+- **structure**: list items in both, and how close their counts are — a paraphrase or translation
+  that keeps the rule list.
+
+Everything is computed on folded text (lower case), with RE2 tokenisers (linear time). The prompt's
+profile is cached by its hash. Cost bound: at most :data:`MAX_WORDS` words of each response view are
+read (a leak after that many words in one view is not seen by this check; the canary still is).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+
+import re2
+
+from aimds.normalize.fold import fold
+from aimds.normalize.words import common_words
+
+SHINGLE = 3
+#: Words of one response view read at most (about 300k characters of prose).
+MAX_WORDS = 50_000
+_CACHE_SIZE = 256
+
+_QUOTED = re2.compile("[\"\u201c\u201e\u00ab]([^\"\u201c\u201d\u201e\u00ab\u00bb\n]{3,60})[\"\u201d\u00bb]")
+_CAPWORD = re2.compile(r"[A-Z][\pL\pN]*")
+_SENTENCE_END = frozenset(".!?:\n")
+
+# Canary tokens in the prompt are the canary detector's business: left out of the comparison.
+_CANARY = re2.compile(r"cnry-[a-z2-7]{12}-[a-z2-7]{10}")
+_STOP_WORDS = (
+    "a an the and or but if of to in on at by for with from as is are was were be been being it its this "
+    "that these those you your yours i me my we our us he she they them their his her not no do does did "
+    "can could will would should may might must shall have has had than then there here when where which "
+    "who what how all any each only also very so such into about over under after before up down out off "
+    "again more most other some own same just too per via"
+)
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+@dataclass(frozen=True, slots=True)
+class PromptProfile:
+    """What is compared against responses, computed once per system prompt."""
+
+    shingles: frozenset[int]
+    distinctive: frozenset[str]
+    numbers: frozenset[str]
+    list_items: int
+    words: int
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    """Evidence that one response view repeats the prompt; ``run_span`` is in the view's text."""
+
+    containment: float          # share of the prompt's content shingles present in the response
+    run: int                    # longest run of consecutive response words covered by prompt shingles
+    run_span: tuple[int, int]   # that run, as a range of the view's text
+    distinctive: float          # share of the prompt's distinctive tokens present
+    distinctive_count: int
+    structure: float            # list-item count agreement (0 when either has fewer than 3 items)
+    token_span: tuple[int, int] | None   # first to last distinctive token found (view text)
+
+    def score(self, weights: LeakWeights) -> float:
+        """Leak score in [0, 1] from the evidence under ``weights``."""
+        return weights.score(self)
+
+
+@dataclass(frozen=True, slots=True)
+class LeakWeights:
+    """The decision surface (tuned on the tune half of the evaluation set; see ``data/output/leak.yaml``)."""
+
+    run_words: int = 12               # a verbatim run this long is a leak on its own
+    containment: float = 0.5          # so is this share of the prompt's shingles
+    distinctive: float = 0.45         # share of distinctive tokens ...
+    distinctive_min: int = 4          # ... with at least this many found
+    structure_bonus: float = 0.15     # lowers the distinctive share needed when the list structure matches
+
+    def ratio(self, s: Similarity) -> float:
+        """How far ``s`` is past the nearest threshold (1.0 = exactly at one)."""
+        parts = [s.run / self.run_words, s.containment / self.containment]
+        if s.distinctive_count >= self.distinctive_min:
+            need = self.distinctive - self.structure_bonus * s.structure
+            parts.append(s.distinctive / max(need, 1e-6))
+        return max(parts)
+
+    def score(self, s: Similarity) -> float:
+        """1.0 well past a threshold, 0.8 at it, proportionally less below (kept only as context)."""
+        x = self.ratio(s)
+        return round(min(1.0, 0.8 * x) if x < 1.0 else min(1.0, 0.8 + 0.2 * min(1.0, x - 1.0)), 4)
+
+
+_PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\u00a0\u00ab\u00bb\u00bf\u00a1\u2018\u2019\u201a\u201c\u201d\u201e" \
+         "\u2013\u2014\u2026\u2022\u00b7\u202f\u3001\u3002"
+#: Word tokeniser: every punctuation mark becomes a space (str.translate + split: linear, C speed).
+_WORD_TABLE = str.maketrans({c: " " for c in _PUNCT})
+#: Compound tokeniser: brackets, quotes and list punctuation split; - _ . : / @ stay inside a token.
+_COMPOUND_TABLE = str.maketrans({c: " " for c in _PUNCT if c not in "-_.:/@"})
+_JOINERS = "-_.:/@"
+
+
+def _words(text: str, limit: int = MAX_WORDS) -> list[str]:
+    return text.translate(_WORD_TABLE).split(None, limit)[:limit]
+
+
+def _compounds(text: str) -> list[str]:
+    """Tokens split on spaces, brackets and quotes, with trailing sentence punctuation removed."""
+    return [t for t in (tok.strip(_JOINERS) for tok in text.translate(_COMPOUND_TABLE).split()) if t]
+
+
+def _shingles(words: list[str]) -> list[int | None]:
+    """Hash of each content shingle starting at each word (None for stop-word-only shingles)."""
+    content = [w not in _STOP for w in words]
+    return [hash((words[i], words[i + 1], words[i + 2])) if content[i] or content[i + 1] or content[i + 2]
+            else None for i in range(len(words) - SHINGLE + 1)]
+
+
+def _numeric(tok: str) -> bool:
+    return bool(tok) and tok[0].isdigit() and all(c.isdigit() or c in ".,:" for c in tok)
+
+
+def _number_keys(compounds: list[str]) -> set[str]:
+    """Digit strings of the numbers (``2,500``, ``2.500`` and ``2 500`` all give ``2500``); two digits or more."""
+    keys: set[str] = set()
+    prev = ""
+    for tok in compounds:
+        if _numeric(tok):
+            key = "".join(c for c in tok if c.isdigit())
+            if len(key) >= 2:
+                keys.add(key)
+            if prev and len(prev) <= 3 and prev.isdigit() and len(tok) == 3 and tok.isdigit():
+                keys.add(prev + tok)          # thousands separated by a space
+            prev = tok
+        else:
+            prev = ""
+    return keys
+
+
+def list_items_count(text: str) -> int:
+    """Lines that start like a list item (``-``, ``*``, ``•``, ``1.``, ``2)``)."""
+    n = 0
+    for line in text.splitlines():
+        t = line.lstrip()
+        if len(t) < 3:
+            continue
+        if t[0] in "-*\u2022" and t[1] in " \t":
+            n += 1
+        elif t[0].isdigit():
+            i = 1 if not t[1].isdigit() else 2
+            if i + 1 < len(t) and t[i] in ".)" and t[i + 1] in " \t":
+                n += 1
+    return n
+
+
+def _distinctive(original: str, folded: str) -> tuple[set[str], set[str]]:
+    """Distinctive tokens (folded) and number keys of the prompt."""
+    common = common_words()
+    comps = _compounds(folded)
+    tokens: set[str] = set()
+    for t in comps:
+        if len(t) >= 4 and any(c in _JOINERS for c in t) and not _numeric(t):
+            tokens.add(t)
+    for t in _words(folded):
+        if any(c.isdigit() for c in t) and any(c.isalpha() for c in t):
+            tokens.add(t)
+    for m in _QUOTED.finditer(folded):
+        q = " ".join(_words(m.group(1)))
+        if len(q) >= 4:
+            tokens.add(q)
+    for m in _CAPWORD.finditer(original):
+        w = m.group(0)
+        low = w.lower()
+        if len(w) < 3 or low in common or low in _STOP:
+            continue
+        before = original[max(0, m.start() - 3):m.start()].rstrip(" \t\"'(*-")
+        caps = w.isupper() and len(w) >= 3
+        camel = any(c.isupper() for c in w[1:])
+        if caps or camel or (before and before[-1] not in _SENTENCE_END and not before[-1].isdigit()):
+            tokens.add(low)
+    return tokens, _number_keys(comps)
+
+
+_profiles: OrderedDict[str, PromptProfile] = OrderedDict()
+_lock = Lock()
+
+
+def profile(system_prompt: str) -> PromptProfile:
+    """The (cached) profile of ``system_prompt``."""
+    key = hashlib.sha256(system_prompt.encode("utf-8", "surrogatepass")).hexdigest()
+    with _lock:
+        hit = _profiles.get(key)
+        if hit is not None:
+            _profiles.move_to_end(key)
+            return hit
+    folded = _CANARY.sub(" ", fold(system_prompt, with_signals=False).text)
+    words = _words(folded)
+    shingles = frozenset(h for h in _shingles(words) if h is not None)
+    tokens, numbers = _distinctive(system_prompt, folded)
+    prof = PromptProfile(shingles, frozenset(tokens), frozenset(numbers), list_items_count(system_prompt), len(words))
+    with _lock:
+        _profiles[key] = prof
+        while len(_profiles) > _CACHE_SIZE:
+            _profiles.popitem(last=False)
+    return prof
+
+
+def longest_run(prof: PromptProfile, text: str) -> tuple[int, tuple[int, int]]:
+    """Only the longest verbatim run (words) and its span in ``text``: the cheap per-chunk check."""
+    words = _words(text)
+    best, best_at, run_start, run_end = 0, (0, 0), -1, -1
+    for i, h in enumerate(_shingles(words)):
+        if h is not None and h in prof.shingles:
+            if run_end < i:
+                run_start = i
+            run_end = i + SHINGLE - 1
+            if run_end - run_start + 1 > best:
+                best, best_at = run_end - run_start + 1, (run_start, run_end)
+    if not best:
+        return 0, (0, 0)
+    return best, (_word_start(text, words, best_at[0]), _word_end(text, words, best_at[1]))
+
+
+def compare(prof: PromptProfile, text: str, *, list_items: int | None = None) -> Similarity:
+    """Evidence that ``text`` (a folded or decoded view of the response) repeats the prompt."""
+    words = _words(text)
+    # Shingles: containment and the longest covered run (in words).
+    found: set[int] = set()
+    best, best_at, run_start, run_end = 0, (0, 0), -1, -1
+    for i, h in enumerate(_shingles(words)):
+        if h is not None and h in prof.shingles:
+            found.add(h)
+            if run_end < i:                      # a new run starts here
+                run_start = i
+            run_end = i + SHINGLE - 1
+            if run_end - run_start + 1 > best:
+                best, best_at = run_end - run_start + 1, (run_start, run_end)
+    containment = len(found) / len(prof.shingles) if prof.shingles else 0.0
+    body = text if len(words) < MAX_WORDS else text[:_word_end(text, words, len(words) - 1)]
+    # Distinctive tokens.
+    comps = _compounds(body)
+    present = set(words)
+    present.update(comps)
+    joined = " ".join(words)
+    nums = _number_keys(comps)
+    hits = [t for t in prof.distinctive if t in present or (" " in t and t in joined)]
+    hits += [n for n in prof.numbers if n in nums]
+    total = len(prof.distinctive) + len(prof.numbers)
+    token_span = None
+    positions = [p for p in (body.find(t) for t in hits if not t.isdigit()) if p >= 0]
+    if positions:
+        token_span = (min(positions), max(positions) + 1)
+    items = list_items_count(body) if list_items is None else list_items
+    structure = 0.0
+    if items >= 3 and prof.list_items >= 3:
+        structure = min(items, prof.list_items) / max(items, prof.list_items)
+    run_span = (0, 0)
+    if best:
+        run_span = (_word_start(text, words, best_at[0]), _word_end(text, words, best_at[1]))
+    return Similarity(round(containment, 4), best, run_span, round(len(hits) / total, 4) if total else 0.0,
+                      len(hits), round(structure, 4), token_span)
+
+
+def _locate(text: str, words: list[str], upto: int) -> int:
+    """Start offset in ``text`` of ``words[upto]`` (sequential ``str.find``: linear)."""
+    pos = 0
+    low = text.translate(_WORD_TABLE)
+    for w in words[:upto]:
+        pos = low.find(w, pos) + len(w)
+    return low.find(words[upto], pos)
+
+
+def _word_start(text: str, words: list[str], i: int) -> int:
+    return max(0, _locate(text, words, i))
+
+
+def _word_end(text: str, words: list[str], i: int) -> int:
+    return max(0, _locate(text, words, i)) + len(words[i])
