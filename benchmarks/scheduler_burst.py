@@ -46,43 +46,53 @@ VERDICTS = ["block"] * 5 + ["challenge", "escalate", "monitor", "sanitize", "mon
 
 
 class SlowReceiver:
-    """A loopback webhook receiver that sleeps before answering and counts valid, distinct deliveries."""
+    """A webhook receiver in its own process (as a real one would be): sleeps before answering, checks every
+    signature, and appends each valid delivery id to a file."""
 
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.valid = 0
-        self.invalid = 0
-        self.ids: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        rcv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                ok = verify_signature(SECRET, self.headers.get(SIGNATURE_HEADER, ""), body)
-                time.sleep(rcv.delay_s)
-                with rcv.lock:
-                    if ok:
-                        rcv.valid += 1
-                        rcv.ids[self.headers.get(DELIVERY_HEADER, "")] += 1
-                    else:
-                        rcv.invalid += 1
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.request_queue_size = 1024
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def __init__(self, delay_s: float, log_path: Path) -> None:
+        self.log_path = log_path
+        self.proc = subprocess.Popen([sys.executable, __file__, "--receiver", str(delay_s), str(log_path)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}/hook"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.proc.terminate()
+        self.proc.wait()
+
+    def ids(self) -> Counter[str]:
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        return Counter(x for x in lines if x and x != "INVALID")
+
+    def invalid(self) -> int:
+        return self.log_path.read_text().splitlines().count("INVALID") if self.log_path.exists() else 0
+
+
+def receiver_main(delay_s: float, log_path: str) -> None:
+    """Serve until terminated; one line per request in ``log_path``: the delivery id, or INVALID."""
+    lock = threading.Lock()
+    out = open(log_path, "a", buffering=1)  # noqa: SIM115
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            ok = verify_signature(SECRET, self.headers.get(SIGNATURE_HEADER, ""), body)
+            time.sleep(delay_s)
+            with lock:
+                out.write((self.headers.get(DELIVERY_HEADER, "") if ok else "INVALID") + "\n")
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 1024
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    server.serve_forever()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -91,7 +101,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def burst(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    receiver = SlowReceiver(args.webhook_delay_ms / 1000.0)
+    receiver = SlowReceiver(args.webhook_delay_ms / 1000.0, data_dir / "receiver.log")
     config = ResponseConfig.load()
     crit_latency: list[float] = []
     crit_lock = threading.Lock()
@@ -136,6 +146,7 @@ def burst(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     finally:
         store.close()
         receiver.close()
+    delivered = receiver.ids()
     crit = sorted(crit_latency)
     return {
         "actions": n, "incidents": i, "submitted": dict(sorted(submitted.items())),
@@ -145,8 +156,9 @@ def burst(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                      "p99_ms": _pct(crit, 0.99), "max_ms": round(crit[-1], 3) if crit else None},
         "executed": st["executed"], "missed": st["missed"], "shed": st["shed"], "failed": st["failed"],
         "retries": st["retries"], "latency_ms": st["latency_ms"],
-        "webhook": {"delay_ms": args.webhook_delay_ms, "io_workers": args.io_workers, "io_capacity": args.io_capacity,
-                    "observed_s": args.observe_s, "delivered_valid": receiver.valid, "invalid": receiver.invalid},
+        "webhook": {"delay_ms": args.webhook_delay_ms, "io_workers": args.io_workers,
+                    "io_capacity": args.io_capacity, "observed_s": args.observe_s,
+                    "delivered_valid": sum(delivered.values()), "invalid": receiver.invalid()},
         "outbox_at_stop": outbox_counts,
     }
 
@@ -174,7 +186,7 @@ def restart(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     before = json.loads(proc.stdout.readline())
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    receiver = SlowReceiver(args.webhook_delay_ms / 1000.0)
+    receiver = SlowReceiver(args.webhook_delay_ms / 1000.0, data_dir / "receiver.log")
     try:
         with SQLiteStore(data_dir) as store:
             after_kill = Outbox(store).counts()
@@ -189,15 +201,19 @@ def restart(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             final = Outbox(store).counts()
     finally:
         receiver.close()
+    ids = receiver.ids()
     return {"alerts": args.restart_alerts, "child_exit": "SIGKILL", "durable_before_kill": before,
             "pending_after_kill": after_kill["pending"], "delivered_after_restart": final["delivered"],
-            "pending_at_end": final["pending"], "distinct_at_receiver": len(receiver.ids),
-            "duplicates_at_receiver": sum(c - 1 for c in receiver.ids.values()), "seconds": round(seconds, 3)}
+            "pending_at_end": final["pending"], "distinct_at_receiver": len(ids),
+            "duplicates_at_receiver": sum(c - 1 for c in ids.values()), "seconds": round(seconds, 3)}
 
 
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         child(sys.argv[2], int(sys.argv[3]))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--receiver":
+        receiver_main(float(sys.argv[2]), sys.argv[3])
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--actions", type=int, default=10_000)
@@ -211,7 +227,8 @@ def main() -> None:
     logging.getLogger("aimds.alerts").disabled = True      # the log sink is not what is measured
     logging.getLogger("aimds.respond").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
-        out = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        out = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                           "load_average_1m": round(os.getloadavg()[0], 2)},
                "burst": burst(args, Path(d1)), "restart": restart(args, Path(d2))}
     print(json.dumps(out, indent=2))
 

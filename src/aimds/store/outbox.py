@@ -65,6 +65,59 @@ CREATE INDEX IF NOT EXISTS session_flags_until ON session_flags(until);
 """
 
 Done = Callable[[BaseException | None], None]
+Write = Callable[[sqlite3.Connection], Any]
+
+
+class Coalescer:
+    """Many small asynchronous writes folded into one store item: at most one item waits in the writer's
+    queue at a time and, when its turn comes, runs every write queued so far in the same transaction.
+    A burst of thousands of writes costs the writer a handful of items instead of thousands."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Write, Done | None]] = []
+        self._scheduled = False
+
+    def put(self, write: Write, done: Done | None = None) -> None:
+        """Queue ``write(conn)``; ``done(error)`` runs after its transaction (from the writer thread)."""
+        with self._lock:
+            self._pending.append((write, done))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        taken: list[tuple[Write, Done | None]] = []
+
+        def prepare(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            with self._lock:
+                taken.extend(self._pending)
+                self._pending.clear()
+                self._scheduled = False
+            for w, _ in taken:
+                w(conn)
+            return []
+
+        def finished(_: Any, error: BaseException | None) -> None:
+            if error is not None:
+                log.error("outbox write failed: %s", error)
+                with self._lock:
+                    if not taken:  # the transaction failed before prepare ran: nothing was taken
+                        taken.extend(self._pending)
+                        self._pending.clear()
+                        self._scheduled = False
+            for _, d in taken:
+                if d is not None:
+                    try:
+                        d(error)
+                    except Exception:
+                        log.exception("outbox callback failed")
+
+        try:
+            self.store.append([], finished, prepare=prepare)
+        except Exception as exc:
+            with self._lock:
+                self._scheduled = False
+            raise StoreError(f"outbox write not queued: {exc}") from exc
 
 
 def _ensure_schema(store: SQLiteStore) -> None:
@@ -124,6 +177,7 @@ class Outbox:
         self.owner = owner or process_owner()
         self.lease_s = lease_s
         self._host = socket.gethostname()
+        self._writes = Coalescer(store)
         _ensure_schema(store)
 
     # ----------------------------------------------------------------- writes (group commit)
@@ -268,14 +322,8 @@ class Outbox:
         return {s: 0 for s in STATUSES} | {s: int(n) for s, n in rows}
 
     # ----------------------------------------------------------------- plumbing
-    def _write(self, prepare: Callable[[sqlite3.Connection], list[dict[str, Any]]], done: Done | None) -> None:
-        def finished(_: Any, error: BaseException | None) -> None:
-            if error is not None:
-                log.error("outbox write failed: %s", error)
-            if done is not None:
-                done(error)
-
-        self.store.append([], finished, prepare=prepare)
+    def _write(self, prepare: Write, done: Done | None) -> None:
+        self._writes.put(prepare, done)
 
     def _write_sync(self, prepare: Callable[[sqlite3.Connection], list[dict[str, Any]]]) -> None:
         self.store.append_sync([], prepare=prepare)
@@ -310,6 +358,7 @@ class SessionFlags:
         self.store = store
         self._local: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+        self._writes = Coalescer(store)
         _ensure_schema(store)
 
     def set(self, session_id: str, flag: str, until: float, *, reason: str = "", action_id: str | None = None,
@@ -335,7 +384,7 @@ class SessionFlags:
         if wait:
             self.store.append_sync([], prepare=prepare)
         else:
-            self.store.append([], _log_error, prepare=prepare)
+            self._writes.put(prepare)
 
     def clear(self, session_id: str, flag: str | None = None) -> int:
         """Lift one flag (or all) from a session now; the number of stored flags removed."""
@@ -387,7 +436,3 @@ class SessionFlags:
             self._local = {k: u for k, u in self._local.items() if u > t}
         return out.get("n", 0)
 
-
-def _log_error(_: Any, error: BaseException | None) -> None:
-    if error is not None:
-        log.error("session flag not stored: %s", error)
