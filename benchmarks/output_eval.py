@@ -46,9 +46,18 @@ EVAL_KEY = b"aimds-output-leak-eval-key-v1!!!"
 
 
 def load() -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Prompts by id and the cases."""
+    """Prompts by id and the cases, plus one long ordinary answer per prompt (its ten answers joined:
+    many on-topic facts in one response, the hard case for the distinctive-token evidence)."""
     recs = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
-    return {r["prompt_id"]: r for r in recs if r["type"] == "prompt"}, [r for r in recs if r["type"] == "case"]
+    cases = [r for r in recs if r["type"] == "case"]
+    joined: dict[str, list[str]] = defaultdict(list)
+    for c in cases:
+        if c["kind"] == "ordinary":
+            joined[c["prompt_id"]].append(c["response"])
+    split = {c["prompt_id"]: c["split"] for c in cases}
+    cases += [{"type": "case", "prompt_id": pid, "split": split[pid], "kind": "ordinary", "variant": "long",
+               "lang": "en", "label": 0, "response": "\n\n".join(answers)} for pid, answers in joined.items()]
+    return {r["prompt_id"]: r for r in recs if r["type"] == "prompt"}, cases
 
 
 def _rate(hits: int, n: int) -> str:
@@ -104,6 +113,8 @@ def evaluate(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) ->
             for name, hit in flags.items():
                 ordinary[(split, name)][0] += hit
                 ordinary[(split, name)][1] += 1
+                ordinary[(split, f"{name}:{c['variant']}")][0] += hit
+                ordinary[(split, f"{name}:{c['variant']}")][1] += 1
             if flags["any"]:
                 false_positives.append({"prompt": c["prompt_id"], "split": split, "response": c["response"][:80],
                                         "by": [k for k, v in flags.items() if v and k != "any"]})
@@ -140,9 +151,9 @@ def tune(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dic
     pos = len(rows) - neg
     best: tuple[Any, ...] | None = None
     grid = itertools.product((8, 10, 12, 15, 20), (0.3, 0.4, 0.5, 0.6), (0.3, 0.35, 0.4, 0.45, 0.5, 0.6),
-                             (3, 4, 5, 6), (0.0, 0.1, 0.15, 0.2))
-    for run, cont, dist, dmin, bonus in grid:
-        w = LeakWeights(run, cont, dist, dmin, bonus)
+                             (3, 4, 5, 6), (0.0, 0.1, 0.15, 0.2), (2, 3, 4, 5))
+    for run, cont, dist, dmin, bonus, strong in grid:
+        w = LeakWeights(run, cont, dist, dmin, bonus, strong)
         tp = fp = 0
         lo_pos, hi_neg = float("inf"), 0.0
         for label, sims in rows:
@@ -159,7 +170,8 @@ def tune(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dic
         # Most recall; then fewest false positives; then the widest margin around the threshold
         # (weakest caught leak vs strongest passed answer, in log ratio).
         margin = math.log(lo_pos) - math.log(max(hi_neg, 1e-3)) if tp else 0.0
-        key = (tp, -fp, round(min(math.log(lo_pos) if tp else 0.0, -math.log(max(hi_neg, 1e-3))), 3), margin)
+        key = (tp, -fp, round(min(math.log(lo_pos) if tp else 0.0, -math.log(max(hi_neg, 1e-3))), 3), margin,
+               strong, dmin)
         if best is None or key > best[0]:
             best = (key, w, tp, fp)
     assert best is not None

@@ -29,6 +29,8 @@ from aimds.normalize.fold import fold
 from aimds.normalize.words import common_words
 
 SHINGLE = 3
+#: Weight of a name or quoted phrase among the distinctive tokens (answers sign with the persona's name).
+WEAK_WEIGHT = 0.5
 #: Words of one response view read at most (about 300k characters of prose).
 MAX_WORDS = 50_000
 _CACHE_SIZE = 256
@@ -55,6 +57,7 @@ class PromptProfile:
 
     shingles: frozenset[int]
     distinctive: frozenset[str]
+    weak: frozenset[str]        # names and quoted phrases: public-facing (the persona's own name), half weight
     numbers: frozenset[str]
     list_items: int
     words: int
@@ -67,8 +70,9 @@ class Similarity:
     containment: float          # share of the prompt's content shingles present in the response
     run: int                    # longest run of consecutive response words covered by prompt shingles
     run_span: tuple[int, int]   # that run, as a range of the view's text
-    distinctive: float          # share of the prompt's distinctive tokens present
-    distinctive_count: int
+    distinctive: float          # weighted share of the prompt's distinctive tokens present
+    distinctive_count: float    # weighted count (names and quoted phrases count half)
+    strong: int                 # distinctive tokens found that are not names or quoted phrases
     structure: float            # list-item count agreement (0 when either has fewer than 3 items)
     token_span: tuple[int, int] | None   # first to last distinctive token found (view text)
 
@@ -84,13 +88,14 @@ class LeakWeights:
     run_words: int = 12               # a verbatim run this long is a leak on its own
     containment: float = 0.5          # so is this share of the prompt's shingles
     distinctive: float = 0.45         # share of distinctive tokens ...
-    distinctive_min: int = 4          # ... with at least this many found
+    distinctive_min: float = 4        # ... with at least this weighted count found
     structure_bonus: float = 0.15     # lowers the distinctive share needed when the list structure matches
+    strong_min: int = 3               # identifiers, URLs, numbers, codenames among them (not only names)
 
     def ratio(self, s: Similarity) -> float:
         """How far ``s`` is past the nearest threshold (1.0 = exactly at one)."""
         parts = [s.run / self.run_words, s.containment / self.containment]
-        if s.distinctive_count >= self.distinctive_min:
+        if s.distinctive_count >= self.distinctive_min and s.strong >= self.strong_min:
             need = self.distinctive - self.structure_bonus * s.structure
             parts.append(s.distinctive / max(need, 1e-6))
         return max(parts)
@@ -137,10 +142,13 @@ def _number_keys(compounds: list[str]) -> set[str]:
     for tok in compounds:
         if _numeric(tok):
             key = "".join(c for c in tok if c.isdigit())
+            if prev and len(prev) <= 3 and prev.isdigit() and len(tok) == 3 and tok.isdigit():
+                keys.discard(prev)
+                keys.add(prev + tok)          # thousands separated by a space or a comma: one number
+                prev = prev + tok
+                continue
             if len(key) >= 2:
                 keys.add(key)
-            if prev and len(prev) <= 3 and prev.isdigit() and len(tok) == 3 and tok.isdigit():
-                keys.add(prev + tok)          # thousands separated by a space
             prev = tok
         else:
             prev = ""
@@ -163,11 +171,12 @@ def list_items_count(text: str) -> int:
     return n
 
 
-def _distinctive(original: str, folded: str) -> tuple[set[str], set[str]]:
-    """Distinctive tokens (folded) and number keys of the prompt."""
+def _distinctive(original: str, folded: str) -> tuple[set[str], set[str], set[str]]:
+    """Distinctive tokens (folded), the weak ones among them (names, quoted phrases) and number keys."""
     common = common_words()
     comps = _compounds(folded)
     tokens: set[str] = set()
+    weak: set[str] = set()
     for t in comps:
         if len(t) >= 4 and any(c in _JOINERS for c in t) and not _numeric(t):
             tokens.add(t)
@@ -177,7 +186,7 @@ def _distinctive(original: str, folded: str) -> tuple[set[str], set[str]]:
     for m in _QUOTED.finditer(folded):
         q = " ".join(_words(m.group(1)))
         if len(q) >= 4:
-            tokens.add(q)
+            weak.add(q)
     for m in _CAPWORD.finditer(original):
         w = m.group(0)
         low = w.lower()
@@ -186,9 +195,12 @@ def _distinctive(original: str, folded: str) -> tuple[set[str], set[str]]:
         before = original[max(0, m.start() - 3):m.start()].rstrip(" \t\"'(*-")
         caps = w.isupper() and len(w) >= 3
         camel = any(c.isupper() for c in w[1:])
-        if caps or camel or (before and before[-1] not in _SENTENCE_END and not before[-1].isdigit()):
-            tokens.add(low)
-    return tokens, _number_keys(comps)
+        if caps and len(w) >= 4:
+            tokens.add(low)             # a codename
+        elif caps or camel or (before and before[-1] not in _SENTENCE_END and not before[-1].isdigit()):
+            weak.add(low)               # a name: the assistant's, the company's, a person's
+    weak -= tokens
+    return tokens | weak, weak, _number_keys(comps)
 
 
 _profiles: OrderedDict[str, PromptProfile] = OrderedDict()
@@ -206,8 +218,9 @@ def profile(system_prompt: str) -> PromptProfile:
     folded = _CANARY.sub(" ", fold(system_prompt, with_signals=False).text)
     words = _words(folded)
     shingles = frozenset(h for h in _shingles(words) if h is not None)
-    tokens, numbers = _distinctive(system_prompt, folded)
-    prof = PromptProfile(shingles, frozenset(tokens), frozenset(numbers), list_items_count(system_prompt), len(words))
+    tokens, weak, numbers = _distinctive(system_prompt, folded)
+    prof = PromptProfile(shingles, frozenset(tokens), frozenset(weak), frozenset(numbers),
+                         list_items_count(system_prompt), len(words))
     with _lock:
         _profiles[key] = prof
         while len(_profiles) > _CACHE_SIZE:
@@ -254,8 +267,12 @@ def compare(prof: PromptProfile, text: str, *, list_items: int | None = None) ->
     joined = " ".join(words)
     nums = _number_keys(comps)
     hits = [t for t in prof.distinctive if t in present or (" " in t and t in joined)]
-    hits += [n for n in prof.numbers if n in nums]
-    total = len(prof.distinctive) + len(prof.numbers)
+    strong = sum(1 for t in hits if t not in prof.weak)
+    got = strong + WEAK_WEIGHT * (len(hits) - strong)
+    nhits = [n for n in prof.numbers if n in nums]
+    strong += len(nhits)
+    got += len(nhits)
+    total = len(prof.distinctive) - (1 - WEAK_WEIGHT) * len(prof.weak) + len(prof.numbers)
     token_span = None
     positions = [p for p in (body.find(t) for t in hits if not t.isdigit()) if p >= 0]
     if positions:
@@ -267,8 +284,8 @@ def compare(prof: PromptProfile, text: str, *, list_items: int | None = None) ->
     run_span = (0, 0)
     if best:
         run_span = (_word_start(text, words, best_at[0]), _word_end(text, words, best_at[1]))
-    return Similarity(round(containment, 4), best, run_span, round(len(hits) / total, 4) if total else 0.0,
-                      len(hits), round(structure, 4), token_span)
+    return Similarity(round(containment, 4), best, run_span, round(got / total, 4) if total else 0.0,
+                      got, strong, round(structure, 4), token_span)
 
 
 def _locate(text: str, words: list[str], upto: int) -> int:
