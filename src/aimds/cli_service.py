@@ -152,13 +152,19 @@ def events_purge(data_dir: Path | None, older_than_days: float | None) -> None:
     days = older_than_days if older_than_days is not None else ServiceSettings.from_env().retention_days
     if days <= 0:
         raise click.BadParameter("must be positive", param_hint="--older-than-days")
+    from aimds.store.graph import AttackGraph
+    from aimds.store.outbox import Outbox, SessionFlags
     from aimds.store.sessions import SQLiteSessionStore
 
     cutoff = time.time() - days * 86400
     with _store(data_dir) as store:
         n = store.purge(cutoff, actor="cli")
         turns = SQLiteSessionStore(store).purge(cutoff)
-    _echo_json({"deleted": n, "session_turns_deleted": turns, "older_than_days": days})
+        graph = AttackGraph(store).purge(cutoff)
+        outbox = Outbox(store).purge(cutoff)
+        flags = SessionFlags(store).purge()
+    _echo_json({"deleted": n, "session_turns_deleted": turns, "graph_deleted": graph, "outbox_deleted": outbox,
+                "expired_flags_deleted": flags, "older_than_days": days})
 
 
 COMMANDS = (serve, keys, audit, events)

@@ -16,7 +16,8 @@ import yaml
 
 from aimds.errors import ConfigError
 
-DEFAULT_DETECTORS = ("obfuscation", "signatures", "pii", "secrets", "classifier", "encoder")
+DEFAULT_DETECTORS = ("obfuscation", "signatures", "pii", "secrets", "canary", "exfil_output", "prompt_leak_output",
+                     "classifier", "encoder")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def make_event(request: ScanRequest, verdict: Verdict, *, key_id: str, hash_key:
         "role": str(request.role),
         "direction": str(request.direction),
         "action": str(verdict.action),
+        "threat_action": str(verdict.threat_action or verdict.action),
         "risk": round(verdict.risk, 4),
         "categories": [str(c) for c in verdict.categories],
         "rules": rule_ids[:50],

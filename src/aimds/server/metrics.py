@@ -7,6 +7,8 @@ the workers start; each worker writes its samples there and ``/metrics`` aggrega
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,6 +50,11 @@ class Metrics:
                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048), registry=r)
         self.store_queue = Gauge("aimds_store_queue_depth", "Records waiting for the store writer", registry=r,
                                  multiprocess_mode="livesum")
+        self.responses = Counter("aimds_response_actions", "Response actions by kind, priority and outcome",
+                                 ["kind", "priority", "outcome"], registry=r)
+        self.response_latency = Histogram("aimds_response_action_latency_seconds",
+                                          "Time from planning a response action to running it", ["priority"],
+                                          buckets=_LATENCY_BUCKETS, registry=r)
         self.rate_limited = Counter("aimds_rate_limited", "Requests rejected by the rate limit", registry=r)
 
     def observe_verdict(self, verdict: Verdict) -> None:
@@ -59,6 +66,13 @@ class Metrics:
             self.stage_seconds.labels(stage).observe(us / 1e6)
         for e in verdict.errors:
             self.tier_errors.labels(e.detector, e.kind).inc()
+
+    def observe_response(self, outcome: str, action: Any, info: Mapping[str, Any]) -> None:
+        """Scheduler hook: executed / missed (deadline) / shed / retry / failed."""
+        priority = action.priority.label
+        self.responses.labels(str(action.kind), priority, outcome).inc()
+        if outcome == "executed" and "latency_ms" in info:
+            self.response_latency.labels(priority).observe(float(info["latency_ms"]) / 1000)
 
     def observe_commit(self, records: int, seconds: float) -> None:
         """Record one group commit."""

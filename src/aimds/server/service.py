@@ -6,33 +6,50 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aimds.detect.output import CanaryDetector
 from aimds.pipeline import Guard, StageCallback
+from aimds.respond import canary as canaries
+from aimds.respond.actions import ResponseConfig
+from aimds.respond.scheduler import Scheduler, default_handlers
+from aimds.respond.webhook import WebhookSender
 from aimds.server.auth import Authenticator, Principal
 from aimds.server.errors import APIError
 from aimds.server.events import make_event
 from aimds.server.metrics import Metrics
 from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
+from aimds.store.graph import AttackGraph
+from aimds.store.outbox import Outbox, SessionFlags
 from aimds.store.sessions import SQLiteSessionStore
 from aimds.store.sqlite import SQLiteStore, StoreError
 from aimds.store.vault import SQLiteVault
-from aimds.types import ScanRequest, Verdict
+from aimds.types import Action, ScanRequest, Verdict
 
 log = logging.getLogger("aimds.server")
 HMAC_KEY_FILE = "input_hmac.key"
+CANARY_KEY_FILE = "canary.key"
+
+
+def load_canary_key(data_dir: Path) -> bytes:
+    """The deployment's canary key (created once, mode 0600)."""
+    return bytes.fromhex(_secret_file(data_dir / CANARY_KEY_FILE, lambda: canaries.new_key().hex().encode()).decode())
 
 
 def load_hash_key(data_dir: Path) -> bytes:
     """The deployment's key for input hashes (created once, mode 0600)."""
-    path = data_dir / HMAC_KEY_FILE
+    return _secret_file(data_dir / HMAC_KEY_FILE, lambda: secrets.token_bytes(32))
+
+
+def _secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
     if path.exists():
         return path.read_bytes()
-    key = secrets.token_bytes(32)
+    key = make()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another worker created it first
@@ -52,29 +69,64 @@ class Service:
         self.store = store or SQLiteStore(settings.data_dir, checkpoint_every=settings.checkpoint_every,
                                           synchronous=settings.synchronous, signing_key=settings.signing_key)
         self.hash_key = load_hash_key(settings.data_dir)
+        self.canary_key = load_canary_key(settings.data_dir)
         base = guard or Guard(settings.guard)
+        # canary tokens verify with this deployment's key (a later input carrying one is a prompt leak too)
+        detectors = [CanaryDetector(key=self.canary_key) if d.name == "canary" else d for d in base.detectors]
         self.sessions = SQLiteSessionStore(self.store, self.hash_key) if settings.sessions else None
         # the same detectors and policy, with session analysis over the shared store
-        self.guard = Guard(base.settings, detectors=base.detectors, policy=base.policy, sessions=self.sessions,
-                           analyzer=base.analyzer) if self.sessions is not None else base
+        self.guard = Guard(base.settings, detectors=detectors, policy=base.policy, sessions=self.sessions,
+                           analyzer=base.analyzer)
         self.metrics = Metrics()
         self.store.on_commit = self.metrics.observe_commit
         self.vault = SQLiteVault(self.store)
+        self.flags = SessionFlags(self.store)
+        self.graph = AttackGraph(self.store)
+        webhook = (WebhookSender(settings.alert_webhook_url, settings.alert_webhook_secret or "")
+                   if settings.alert_webhook_url else None)
+        self.responses = Scheduler(default_handlers(self.flags, webhook), config=ResponseConfig.load(),
+                                   outbox=Outbox(self.store), on_event=self.metrics.observe_response)
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")
         self.ready = False
 
     async def start(self) -> None:
-        """Load models and rules (off the event loop)."""
+        """Load models and rules (off the event loop); start the response scheduler (redelivers pending alerts)."""
         await asyncio.get_running_loop().run_in_executor(self.executor, self.guard.load)
+        self.responses.start()
         self.ready = True
 
     def close(self) -> None:
-        """Flush the store (final signed checkpoint) and stop the scan threads."""
+        """Drain response actions, flush the store (final signed checkpoint) and stop the scan threads."""
         self.ready = False
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.responses.close(drain_s=2.0)
         self.store.close()
+
+    def quarantined(self, session_id: str | None) -> float | None:
+        """Until when ``session_id`` is quarantined by a response action (None when it is not)."""
+        return self.flags.quarantined_until(session_id) if session_id else None
+
+    def enforce(self, verdict: Verdict, session_id: str | None) -> Verdict:
+        """A quarantined session's requests are blocked whatever their own verdict."""
+        until = self.quarantined(session_id)
+        if until is None:
+            return verdict
+        return replace(verdict, action=Action.BLOCK, notes=(*verdict.notes, f"session quarantined until {until:.0f}"))
+
+    def respond(self, stored: Sequence[Mapping[str, Any]]) -> None:
+        """After events are durable: plan and submit response actions, record the attack graph. Never blocks."""
+        for event in stored:
+            if event.get("kind") != "event":
+                continue
+            try:
+                self.graph.record_event(event)
+                for action in self.responses.config.for_event(event):
+                    self.responses.submit(action)
+                    self.graph.record_response(action)
+            except Exception:  # responding must never fail the detection response
+                log.exception("response planning failed for %s", event.get("id"))
 
     def check_size(self, text: str) -> None:
         """413 for text over the configured limit (before any work is queued)."""
@@ -91,6 +143,7 @@ class Service:
             verdict = await asyncio.wait_for(fut, self.settings.request_timeout_s)
         except TimeoutError:
             raise APIError(503, "timeout", f"detection took longer than {self.settings.request_timeout_s} s") from None
+        verdict = self.enforce(verdict, request.session_id)
         self.metrics.observe_verdict(verdict)
         return verdict
 
@@ -104,6 +157,7 @@ class Service:
             verdicts = await asyncio.wait_for(fut, self.settings.request_timeout_s)
         except TimeoutError:
             raise APIError(503, "timeout", f"detection took longer than {self.settings.request_timeout_s} s") from None
+        verdicts = [self.enforce(v, r.session_id) for v, r in zip(verdicts, requests, strict=True)]
         for v in verdicts:
             self.metrics.observe_verdict(v)
         return verdicts
@@ -127,11 +181,13 @@ class Service:
             raise APIError(503, "store_unavailable", str(exc)) from None
         self.metrics.store_queue.set(self.store.queue_depth)
         try:
-            return await asyncio.wait_for(fut, self.settings.request_timeout_s)
+            stored = await asyncio.wait_for(fut, self.settings.request_timeout_s)
         except TimeoutError:
             raise APIError(503, "store_timeout", "the event store did not commit in time") from None
         except StoreError as exc:
             raise APIError(503, "store_unavailable", str(exc)) from None
+        self.respond(stored)
+        return stored
 
 
 def _resolve(fut: asyncio.Future[Any], stored: Any, error: BaseException | None) -> None:

@@ -45,6 +45,9 @@ class ServiceSettings:
     # logs
     access_log: bool = True
     log_level: str = "info"
+    # response actions: signed alert webhooks (HMAC-SHA-256, see aimds.respond.webhook)
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str | None = None
     # multi-turn analysis over sessions kept in the store
     sessions: bool = True
     # event store
@@ -75,6 +78,8 @@ class ServiceSettings:
         bad = [a for a in self.jwt_algorithms if a not in ("RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA")]
         if bad:
             raise ConfigError(f"unsupported JWT algorithms {bad}: only asymmetric algorithms are accepted")
+        if self.alert_webhook_url and len(self.alert_webhook_secret or "") < 16:
+            raise ConfigError("alert_webhook_url needs alert_webhook_secret of at least 16 characters")
         if self.environment == "development":
             return
         insecure = []
@@ -134,7 +139,7 @@ class ServiceSettings:
         """Settings safe to show an admin (no key material)."""
         return {f.name: (str(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path)
                          else list(self.guard.detectors) if f.name == "guard" else getattr(self, f.name))
-                for f in fields(self) if f.name not in ("signing_key",)}
+                for f in fields(self) if f.name not in ("signing_key", "alert_webhook_secret")}
 
     def with_(self, **changes: Any) -> ServiceSettings:
         """A validated copy with some fields changed."""
