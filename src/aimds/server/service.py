@@ -25,6 +25,7 @@ from aimds.server.metrics import Metrics
 from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
 from aimds.store.graph import AttackGraph
+from aimds.store.memory_live import attach_memory
 from aimds.store.outbox import Outbox, SessionFlags
 from aimds.store.sessions import SQLiteSessionStore
 from aimds.store.sqlite import SQLiteStore, StoreError
@@ -77,6 +78,8 @@ class Service:
         # the same detectors and policy, with session analysis over the shared store
         self.guard = Guard(base.settings, detectors=detectors, policy=base.policy, sessions=self.sessions,
                            analyzer=base.analyzer)
+        # attack memory (issue 4): the guard's `memory` detector searches this store's exemplars
+        self.memory = attach_memory(self.guard, self.store, store_raw_text=settings.store_raw_text)
         self.metrics = Metrics()
         self.store.on_commit = self.metrics.observe_commit
         self.vault = SQLiteVault(self.store)
@@ -102,6 +105,7 @@ class Service:
         self.ready = False
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.responses.close(drain_s=2.0)
+        self.memory.close()
         self.store.close()
 
     def quarantined(self, session_id: str | None) -> float | None:

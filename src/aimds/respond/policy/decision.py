@@ -13,6 +13,8 @@ import yaml
 from aimds.errors import ConfigError
 from aimds.types import Action, Category, Finding, Role, TierError
 
+ALLOW_TAG = "aimds:allow"  # set by the memory detector on a confirmed-benign near-duplicate
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -29,6 +31,8 @@ class Policy:
     #: Data categories (PII, secrets): they do not add to the threat risk; a finding of one at or above
     #: the monitor threshold raises the action to at least the mapped one (e.g. ``redact``).
     data_actions: Mapping[Category, Action] = field(default_factory=dict)
+    #: Detectors whose findings a confirmed-benign memory match (a finding tagged ``aimds:allow``) discounts.
+    allow_silences: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Policy:
@@ -50,7 +54,8 @@ class Policy:
             return cls(name=str(raw.get("name", "custom")), block=block, monitor=monitor,
                        fail_mode=fail_mode, fail_action=Action(raw.get("fail_action", "block")),
                        role_actions=roles, category_caps=caps, min_score=float(raw.get("min_score", 0.05)),
-                       data_actions=data)
+                       data_actions=data,
+                       allow_silences=tuple(str(d) for d in (raw.get("allow_exemplars") or {}).get("silences", ())))
         except ConfigError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -110,6 +115,9 @@ def decide(findings: Iterable[Finding], role: Role, policy: Policy,
     findings at or above the monitor threshold raise the action to their ``data_actions`` entry.
     """
     findings = list(findings)
+    if policy.allow_silences and any(ALLOW_TAG in f.tags for f in findings):
+        # a near-duplicate of a confirmed false positive: the statistical detectors that erred on it do not count
+        findings = [f for f in findings if f.detector not in policy.allow_silences]
     threat = [f for f in findings if f.category not in policy.data_actions]
     risk = combine(threat, policy.min_score)
     if risk >= policy.block:
