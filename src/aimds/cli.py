@@ -275,10 +275,11 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def _add_service_commands() -> None:
+    from aimds.cli_memory import COMMANDS as MEMORY_COMMANDS
     from aimds.cli_response import COMMANDS as RESPONSE_COMMANDS
     from aimds.cli_service import COMMANDS
 
-    for command in (*COMMANDS, *RESPONSE_COMMANDS):
+    for command in (*COMMANDS, *RESPONSE_COMMANDS, *MEMORY_COMMANDS):
         main.add_command(command)
 
 
