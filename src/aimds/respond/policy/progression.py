@@ -24,6 +24,11 @@ Verdicts (``StepResult.status``) after step ``k``:
   unless ``final`` is true).
 * ``pending`` — not violated, but an obligation is open (``F x``, a strong ``X``): ending now violates.
 
+Liveness is exact unless one query has to examine more than :data:`MAX_EXPLORE` terms (large,
+unnatural formulas: deep ``<->`` over temporal operators); it then assumes "still satisfiable",
+so a violation may be reported later than the first bad prefix, never earlier, and
+``Automaton.exact`` turns false. ``satisfied`` at the end of a trace is always exact.
+
 At the end, :meth:`Monitor.finish` applies finite-trace semantics (``X`` false at the end, ``WX``
 true, ``G`` and ``R`` true, ``F`` and ``U`` false). A trace violated only by ending reports the last
 step index as its violation step.
@@ -40,7 +45,7 @@ from aimds.respond.policy import ltl
 from aimds.respond.policy.ltl import Formula, FormulaError, parse, to_text
 
 MAX_TERMS: Final = 50_000
-MAX_EXPLORE: Final = 50_000
+MAX_EXPLORE: Final = 20_000  # terms examined by one liveness query before it gives up (see Automaton.exact)
 
 Status = Literal["satisfied", "pending", "violated"]
 Clause = frozenset[Formula]
@@ -207,6 +212,7 @@ class Automaton:
         self._clause_terms: dict[Clause, list[Term]] = {}
         self._clause_live: dict[Clause, bool] = {}
         self._states: dict[frozenset[Clause], _State] = {}
+        self.exact = True  # False once a liveness query ran out of budget (violation_step may come late)
         self._explained: dict[tuple[_State, frozenset[str], bool], str] = {}
         self._top = frozenset(self.nnf.args if self.nnf.op == "and" else (self.nnf,))
         self.initial = self.state(_absorb([_clause([self.nnf])]))
@@ -269,11 +275,16 @@ class Automaton:
         hit = self._clause_live.get(clause)
         if hit is not None:
             return hit
-        # Explore the clause graph reachable from here; liveness = can reach a clause with a weak term.
+        # Explore the clause graph reachable from here; alive = can reach a clause with a weak term
+        # (one that may end the trace). The whole explored region is memoised at once.
+        if any(not t[3] for t in self.clause_terms(clause)):
+            self._clause_live[clause] = True
+            return True
         order: list[Clause] = [clause]
         seen: set[Clause] = {clause}
         succ: dict[Clause, set[Clause]] = {}
         live: set[Clause] = set()
+        budget = MAX_EXPLORE
         i = 0
         while i < len(order):
             c = order[i]
@@ -285,6 +296,11 @@ class Automaton:
                     live.add(c)
                 continue
             terms = self.clause_terms(c)
+            budget -= len(terms) + 1
+            if budget < 0:  # too big to decide: assume satisfiable (a violation may be seen late, never early)
+                self.exact = False
+                self._clause_live[clause] = True
+                return True
             if any(not t[3] for t in terms):
                 live.add(c)
                 succ[c] = set()
@@ -295,9 +311,6 @@ class Automaton:
                 if n not in seen:
                     seen.add(n)
                     order.append(n)
-            if len(order) > MAX_EXPLORE:  # give up: assume satisfiable (never a false violation)
-                return True
-        # Backward propagation over the explored graph.
         preds: dict[Clause, list[Clause]] = {}
         for c, ns in succ.items():
             for n in ns:
