@@ -1,7 +1,7 @@
 """Nearest-neighbour search over unit vectors, in groups (one per tenant namespace and exemplar kind).
 
 A group is searched exactly (numpy matrix product) while it is small; once it holds ``hnsw_min``
-vectors it moves to an HNSW graph (usearch, cosine metric, int8-quantised storage). HNSW groups are
+vectors it moves to an HNSW graph (usearch, cosine metric, f16 storage). HNSW groups are
 persisted beside the store (``memory.usearch`` for the global attack group, ``memory.<hash>.usearch``
 for others, and ``memory.usearch.json`` recording the change sequence they reflect) and reloaded
 instead of rebuilt when still current.
@@ -83,14 +83,14 @@ class _Exact:
 
 
 class _HNSW:
-    """A usearch HNSW index (cosine, int8 storage)."""
+    """A usearch HNSW index (cosine, f16 storage: int8 loses recall@10 inside tight clusters, 0.87 vs 1.0)."""
 
     def __init__(self, dim: int, connectivity: int, expansion_add: int, expansion_search: int,
                  path: Path | None = None) -> None:
         from usearch.index import Index
 
         self.dim = dim
-        self.index = Index(ndim=dim, metric="cos", dtype="i8", connectivity=connectivity,
+        self.index = Index(ndim=dim, metric="cos", dtype="f16", connectivity=connectivity,
                            expansion_add=expansion_add, expansion_search=expansion_search)
         if path is not None:
             self.index.load(str(path))
