@@ -278,6 +278,9 @@ def _add_service_commands() -> None:
     from aimds.cli_memory import COMMANDS as MEMORY_COMMANDS
     from aimds.cli_response import COMMANDS as RESPONSE_COMMANDS
     from aimds.cli_service import COMMANDS
+    from aimds.respond.policy.cli import policy
+
+    main.add_command(policy)
 
     for command in (*COMMANDS, *RESPONSE_COMMANDS, *MEMORY_COMMANDS):
         main.add_command(command)
