@@ -15,7 +15,7 @@ from aimds.pipeline import Guard
 from aimds.server.errors import install_error_handlers
 from aimds.server.limits import BodyLimitMiddleware
 from aimds.server.logs import configure_logging
-from aimds.server.routes import admin, detect, events, graph, memory, output, privacy, system
+from aimds.server.routes import admin, agent, detect, events, graph, memory, output, privacy, system
 from aimds.server.service import Service
 from aimds.server.settings import ServiceSettings
 from aimds.store.sqlite import SQLiteStore
@@ -80,7 +80,7 @@ def create_app(settings: ServiceSettings | None = None, *, guard: Guard | None =
                   description="AI Manipulation Defense System: detect prompt injection, jailbreaks and manipulation.")
     app.state.service = svc
     install_error_handlers(app)
-    for module in (system, detect, output, privacy, events, graph, memory, admin):
+    for module in (system, detect, output, privacy, agent, events, graph, memory, admin):
         app.include_router(module.router)
     app.include_router(system.docs_router(settings.public_docs))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

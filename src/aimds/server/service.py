@@ -24,11 +24,13 @@ from aimds.server.events import make_event
 from aimds.server.metrics import Metrics
 from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
+from aimds.server.traces import TraceManager
 from aimds.store.graph import AttackGraph
 from aimds.store.memory_live import attach_memory
 from aimds.store.outbox import Outbox, SessionFlags
 from aimds.store.sessions import SQLiteSessionStore
 from aimds.store.sqlite import SQLiteStore, StoreError
+from aimds.store.traces import TraceStore
 from aimds.store.vault import SQLiteVault
 from aimds.types import Action, ScanRequest, Verdict
 
@@ -89,6 +91,7 @@ class Service:
                    if settings.alert_webhook_url else None)
         self.responses = Scheduler(default_handlers(self.flags, webhook), config=ResponseConfig.load(),
                                    outbox=Outbox(self.store), on_event=self.metrics.observe_response)
+        self.traces = TraceManager(self.guard, TraceStore(self.store))
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")
@@ -118,6 +121,19 @@ class Service:
         if until is None:
             return verdict
         return replace(verdict, action=Action.BLOCK, notes=(*verdict.notes, f"session quarantined until {until:.0f}"))
+
+    def on_violations(self, violations: Sequence[Any], ids: Sequence[str], trace_id: str, event_id: str) -> None:
+        """Record agent-policy violations in the graph and run their response actions. Never blocks."""
+        for v, vid in zip(violations, ids, strict=True):
+            try:
+                self.graph.record_violation(vid, policy_id=v.policy_id, severity=v.severity, action=v.action,
+                                            step=v.step, failed=v.failed, session_id=trace_id, event_id=event_id)
+                for action in self.responses.config.for_violation(v.severity, v.action, policy_id=v.policy_id,
+                                                                  session_id=trace_id, event_id=vid):
+                    self.responses.submit(action)
+                    self.graph.record_response(action)
+            except Exception:
+                log.exception("violation response failed for %s", vid)
 
     def respond(self, stored: Sequence[Mapping[str, Any]]) -> None:
         """After events are durable: plan and submit response actions, record the attack graph. Never blocks."""
