@@ -155,6 +155,7 @@ def events_purge(data_dir: Path | None, older_than_days: float | None) -> None:
     from aimds.store.graph import AttackGraph
     from aimds.store.outbox import Outbox, SessionFlags
     from aimds.store.sessions import SQLiteSessionStore
+    from aimds.store.traces import TraceStore
 
     cutoff = time.time() - days * 86400
     with _store(data_dir) as store:
@@ -163,8 +164,9 @@ def events_purge(data_dir: Path | None, older_than_days: float | None) -> None:
         graph = AttackGraph(store).purge(cutoff)
         outbox = Outbox(store).purge(cutoff)
         flags = SessionFlags(store).purge()
+        steps = TraceStore(store).purge(cutoff)
     _echo_json({"deleted": n, "session_turns_deleted": turns, "graph_deleted": graph, "outbox_deleted": outbox,
-                "expired_flags_deleted": flags, "older_than_days": days})
+                "expired_flags_deleted": flags, "trace_steps_deleted": steps, "older_than_days": days})
 
 
 COMMANDS = (serve, keys, audit, events)
