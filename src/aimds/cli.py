@@ -12,7 +12,7 @@ import click
 from aimds.errors import AIMDSError
 
 
-def _guard(detectors: str | None, policy: str | None) -> Any:
+def _guard(detectors: str | None, policy: str | None, data_dir: str | None = None) -> Any:
     from aimds.config import Settings
     from aimds.pipeline import Guard
 
@@ -21,7 +21,16 @@ def _guard(detectors: str | None, policy: str | None) -> Any:
         settings = Settings.from_mapping({**settings.__dict__, "detectors": detectors.split(",")})
     if policy:
         settings = Settings.from_mapping({**settings.__dict__, "policy": policy})
+    if data_dir:  # that store's attack memory (exemplars learned from feedback) joins the detectors
+        names = [*settings.detectors, *([] if "memory" in settings.detectors else ["memory"])]
+        options = {**settings.detector_options, "memory": {**settings.detector_options.get("memory", {}),
+                                                            "data_dir": data_dir}}
+        settings = Settings.from_mapping({**settings.__dict__, "detectors": names, "detector_options": options})
     return Guard(settings).load()
+
+
+_data_dir_opt = click.option("--data-dir", type=click.Path(file_okay=False),
+                             help="Use this data directory's attack memory (what feedback taught it).")
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -59,15 +68,16 @@ _policy_opt = click.option("--policy", help="Policy name or YAML path.")
 @click.option("--pretty/--compact", default=None, help="Indent JSON (default: indent for one text).")
 @_detectors_opt
 @_policy_opt
+@_data_dir_opt
 def scan(text: str | None, file_: str | None, role: str, direction: str, pretty: bool | None,
-         detectors: str | None, policy: str | None) -> None:
+         detectors: str | None, policy: str | None, data_dir: str | None) -> None:
     """Scan TEXT (or '-' for stdin, or --file F.jsonl) and print the verdict as JSON."""
     from aimds.train.data import read_jsonl
     from aimds.types import ScanRequest
 
     if (text is None) == (file_ is None):
         raise click.UsageError("give either TEXT or --file")
-    guard = _guard(detectors, policy)
+    guard = _guard(detectors, policy, data_dir)
     if file_ is not None:
         for i, row in enumerate(read_jsonl(file_)):
             req = ScanRequest(text=row["text"], role=row.get("role", role), direction=row.get("direction", direction))
@@ -94,8 +104,9 @@ def scan(text: str | None, file_: str | None, role: str, direction: str, pretty:
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @_detectors_opt
 @_policy_opt
+@_data_dir_opt
 def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: int | None, progress: bool | None,
-          detectors: str | None, policy: str | None) -> None:
+          detectors: str | None, policy: str | None, data_dir: str | None) -> None:
     """Evaluate detection on labelled data: TPR, FPR, precision, F1, latency, per category/source/rule.
 
     With --sessions, a session counts as flagged when any turn's verdict is not 'allow'; the report is
@@ -106,7 +117,7 @@ def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: i
     if (data is None) == (sessions is None):
         raise click.UsageError("give exactly one of --data or --sessions")
     if sessions is not None:
-        _eval_sessions(sessions, json_out, limit, detectors, policy)
+        _eval_sessions(sessions, json_out, limit, detectors, policy, data_dir)
         return
     assert data is not None
 
@@ -117,7 +128,7 @@ def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: i
     missing = [i for i, r in enumerate(rows) if "label" not in r]
     if missing:
         raise click.UsageError(f"{data}: row {missing[0] + 1} has no 'label'")
-    guard = _guard(detectors, policy)
+    guard = _guard(detectors, policy, data_dir)
     show = sys.stderr.isatty() if progress is None else progress
     report = evaluate(guard, rows, (lambda it: tqdm(it, desc="eval", unit="text", file=sys.stderr)) if show else None)
     click.echo(format_report(report))
@@ -126,7 +137,7 @@ def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: i
 
 
 def _eval_sessions(path: str, json_out: str | None, limit: int | None, detectors: str | None,
-                   policy: str | None) -> None:
+                   policy: str | None, data_dir: str | None = None) -> None:
     from aimds.eval.sessions import evaluate_sessions
     from aimds.train.data import read_jsonl
 
@@ -134,7 +145,7 @@ def _eval_sessions(path: str, json_out: str | None, limit: int | None, detectors
     bad = [i for i, r in enumerate(rows) if "label" not in r]
     if bad:
         raise click.UsageError(f"{path}: row {bad[0] + 1} has no 'label'")
-    guard = _guard(detectors, policy)
+    guard = _guard(detectors, policy, data_dir)
     report = evaluate_sessions(guard, rows, analysis=True)
     single = evaluate_sessions(guard, rows, analysis=False)
     report["single_message"] = {"overall": single["overall"]}

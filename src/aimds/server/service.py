@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aimds.detect.memory import MemoryDetector
 from aimds.detect.output import CanaryDetector
 from aimds.pipeline import Guard, StageCallback
 from aimds.respond import canary as canaries
@@ -76,6 +77,8 @@ class Service:
         base = guard or Guard(settings.guard)
         # canary tokens verify with this deployment's key (a later input carrying one is a prompt leak too)
         detectors = [CanaryDetector(key=self.canary_key) if d.name == "canary" else d for d in base.detectors]
+        if settings.memory and not any(d.name == "memory" for d in detectors):
+            detectors.append(MemoryDetector(**base.settings.detector_options.get("memory", {})))
         self.sessions = SQLiteSessionStore(self.store, self.hash_key) if settings.sessions else None
         # the same detectors and policy, with session analysis over the shared store
         self.guard = Guard(base.settings, detectors=detectors, policy=base.policy, sessions=self.sessions,

@@ -50,6 +50,8 @@ class ServiceSettings:
     alert_webhook_secret: str | None = None
     # multi-turn analysis over sessions kept in the store
     sessions: bool = True
+    # the attack memory (exemplars from feedback) as a detector; off: feedback is stored but not used
+    memory: bool = True
     # event store
     store_raw_text: bool = False
     retention_days: float = 30.0
