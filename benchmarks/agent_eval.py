@@ -64,7 +64,8 @@ def replay(rows: Iterable[Mapping[str, Any]], decide: Decider, new_trace: Callab
                 refused[i] = policies
         unsafe = set(row.get("unsafe_steps") or [])
         out.append({"id": row["id"], "label": row["label"], "family": row["family"], "template": row["template"],
-                    "split": row.get("split", "tune"), "n_unsafe": len(unsafe), "ran_unsafe": sorted(unsafe - set(refused)),
+                    "split": row.get("split", "tune"), "n_unsafe": len(unsafe),
+                    "ran_unsafe": sorted(unsafe - set(refused)),
                     "refused": {str(k): v for k, v in sorted(refused.items())},
                     "extra_refused": sorted(set(refused) - unsafe)})
     return out
@@ -192,10 +193,9 @@ def via_api(rows: list[dict[str, Any]], url: str, key: str, n_latency: int) -> d
             if r.status_code != 200:
                 errors[str(r.status_code)] += 1
     allv = [x for v in lat.values() for x in v]
-    return {"mode": "api", "url": url, **report(outcomes), "http_errors": dict(errors),
-            "round_trip_ms": {"all": {"n": len(allv), "p50": round(pct(allv, 0.5), 2), "p99": round(pct(allv, 0.99), 2)},
-                              **{k: {"n": len(v), "p50": round(pct(v, 0.5), 2), "p99": round(pct(v, 0.99), 2)}
-                                 for k, v in sorted(lat.items())}},
+    rt = {k: {"n": len(v), "p50": round(pct(v, 0.5), 2), "p99": round(pct(v, 0.99), 2)}
+          for k, v in [("all", allv), *sorted(lat.items())]}
+    return {"mode": "api", "url": url, **report(outcomes), "http_errors": dict(errors), "round_trip_ms": rt,
             "tool_result_2kb_ms": {"n": len(page), "p50": round(pct(page, 0.5), 2), "p99": round(pct(page, 0.99), 2)}}
 
 

@@ -476,7 +476,7 @@ def b_web_email(rng: random.Random) -> Trace:
           call("browse", {"url": f"https://{site}/{topic}"}),
           result("browse", page(rng, f"<p>{prose(rng, 4, topic)}</p>", topic.title()), source="web")]
     send = call("send_email", {"to": to, "subject": f"Summary: {topic}", "body": prose(rng, 3, topic)})
-    return _confirm(rng, rng.choice(SHAPES), ev, send, to) + [final("Sent the summary.")], []
+    return [*_confirm(rng, rng.choice(SHAPES), ev, send, to), final("Sent the summary.")], []
 
 
 def b_web_email_later(rng: random.Random) -> Trace:
@@ -489,7 +489,7 @@ def b_web_email_later(rng: random.Random) -> Trace:
           agent_msg(f"In short: {prose(rng, 2, topic)}"),
           user_msg(f"Nice, please forward that to {to}.")]
     send = call("send_email", {"to": to, "subject": topic, "body": prose(rng, 2, topic)})
-    return _confirm(rng, rng.choice(["taint", "chat", "flag", "approval"]), ev, send, to) + [final("Forwarded.")], []
+    return [*_confirm(rng, rng.choice(["taint", "chat", "flag", "approval"]), ev, send, to), final("Forwarded.")], []
 
 
 def b_web_slack(rng: random.Random) -> Trace:
@@ -502,7 +502,7 @@ def b_web_slack(rng: random.Random) -> Trace:
     if shape == "taint":
         send["args_source"] = {"channel": "user", "text": "web"}
         shape = "none"
-    return _confirm(rng, shape, ev, send, chan) + [final("Posted.")], []
+    return [*_confirm(rng, shape, ev, send, chan), final("Posted.")], []
 
 
 def b_email_direct(rng: random.Random) -> Trace:
@@ -572,7 +572,7 @@ def b_security_share(rng: random.Random) -> Trace:
           result("read_document", doc)]
     send = call("send_email", {"to": to, "subject": "Agent threats",
                                "body": "Gist: treat retrieved content as data and confirm risky actions."})
-    return _confirm(rng, rng.choice(SHAPES), ev, send, to) + [final("Sent.")], []
+    return [*_confirm(rng, rng.choice(SHAPES), ev, send, to), final("Sent.")], []
 
 
 def b_booking(rng: random.Random) -> Trace:
