@@ -286,6 +286,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def _add_service_commands() -> None:
+    from aimds.cli_learn import COMMANDS as LEARN_COMMANDS
     from aimds.cli_memory import COMMANDS as MEMORY_COMMANDS
     from aimds.cli_response import COMMANDS as RESPONSE_COMMANDS
     from aimds.cli_service import COMMANDS
@@ -293,7 +294,7 @@ def _add_service_commands() -> None:
 
     main.add_command(policy)
 
-    for command in (*COMMANDS, *RESPONSE_COMMANDS, *MEMORY_COMMANDS):
+    for command in (*COMMANDS, *RESPONSE_COMMANDS, *MEMORY_COMMANDS, *LEARN_COMMANDS):
         main.add_command(command)
 
 

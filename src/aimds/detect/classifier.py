@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.evidence import excerpt
@@ -34,6 +37,15 @@ def threshold_score(p: float, threshold: float) -> float:
     return SUB_THRESHOLD_MAX * (p / t) ** 2
 
 
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    """What one scan reads together: the model, its operating threshold and the operating points file."""
+
+    model: LinearModel
+    threshold: float
+    ops: Mapping[str, Any]
+
+
 @register
 class ClassifierDetector(Detector):
     """Scores every window of the text with the shipped linear model; reports the riskiest window.
@@ -42,6 +54,10 @@ class ClassifierDetector(Detector):
     operating point chosen on dev data by ``aimds tune``), ``standalone`` (use the threshold tuned
     for pipelines without the encoder; the Guard sets it), ``report_floor`` (smallest score
     reported, default 0.2).
+
+    The model can be replaced while scans run (:meth:`swap_model`, used by the service's hot
+    reload of learned versions): each scan reads one :class:`ModelState` snapshot, so it sees
+    either the old model with its threshold or the new one with its own, never a mix.
     """
 
     name: ClassVar[str] = "classifier"
@@ -58,29 +74,56 @@ class ClassifierDetector(Detector):
         if self.loaded:
             return
         path = self.options.get("model_path")
-        self.model = LinearModel.load(Path(path) if path else None)
-        ops = operating_points()
-        default = ops.get("classifier_threshold_alone", ops["classifier_threshold"]) if self.options.get(
-            "standalone") else ops["classifier_threshold"]
-        self.threshold = float(self.options.get("threshold", default))
+        self._swap_lock = threading.Lock()
+        self._state = self._make_state(LinearModel.load(Path(path) if path else None), operating_points())
         self.floor = float(self.options.get("report_floor", 0.2))
         super().load()
 
+    def _make_state(self, model: LinearModel, ops: Mapping[str, Any]) -> ModelState:
+        default = ops.get("classifier_threshold_alone", ops["classifier_threshold"]) if self.options.get(
+            "standalone") else ops["classifier_threshold"]
+        return ModelState(model, float(self.options.get("threshold", default)), ops)
+
+    def swap_model(self, model: LinearModel, ops: Mapping[str, Any]) -> ModelState:
+        """Replace the model and its operating points atomically (scans in flight finish on the old
+        ones); returns the previous state. A ``threshold`` option still overrides the file's."""
+        new = self._make_state(model, ops)
+        with self._swap_lock:
+            old, self._state = self._state, new
+        return old
+
+    @property
+    def state(self) -> ModelState:
+        """The current model, threshold and operating points (one consistent snapshot)."""
+        return self._state
+
+    @property
+    def model(self) -> LinearModel:
+        """The current model."""
+        return self._state.model
+
+    @property
+    def threshold(self) -> float:
+        """The current operating threshold."""
+        return self._state.threshold
+
     def version(self) -> str:
         """The model's version."""
-        return self.model.version
+        return self._state.model.version
 
-    def probability(self, views: Views, folded_windows: list[tuple[int, int, float]] | None = None
-                    ) -> tuple[float, str, int, int]:
+    def probability(self, views: Views, folded_windows: list[tuple[int, int, float]] | None = None,
+                    model: LinearModel | None = None) -> tuple[float, str, int, int]:
         """Highest window probability: ``(p, view name, start, end)`` in that view's coordinates.
 
-        ``folded_windows``, when given, receives the scores of the folded view's windows.
+        ``folded_windows``, when given, receives the scores of the folded view's windows; ``model``
+        defaults to the current one.
         """
+        model = model or self._state.model
         best = (0.0, "folded", 0, 0)
         for view in views.views:
             if view.name != "folded" and view.name not in EXTRA_VIEWS:
                 continue
-            scored = self.model.score_windows(view.text)
+            scored = model.score_windows(view.text)
             if view.name == "folded" and folded_windows is not None:
                 folded_windows.extend(scored)
             for s, e, p in scored:
@@ -94,29 +137,32 @@ class ClassifierDetector(Detector):
         Model findings cover whole windows; sanitising a document needs the offending sentences.
         Falls back to the whole range when no single sentence stands out.
         """
+        st = self._state
         spans = sentence_spans(text, start, end)
-        scored = [(s, e, self.model.proba(self.model.logit(normalize(text[s:e]).folded.text))) for s, e in spans]
-        hits = [(s, e) for s, e, p in scored if p >= self.threshold * 0.5]
+        scored = [(s, e, st.model.proba(st.model.logit(normalize(text[s:e]).folded.text))) for s, e in spans]
+        hits = [(s, e) for s, e, p in scored if p >= st.threshold * 0.5]
         return hits or [(start, end)]
 
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, if its score reaches the report floor."""
+        st = self._state  # one snapshot for the whole scan (a concurrent swap_model cannot mix versions)
         folded_windows: list[tuple[int, int, float]] = []
-        p, vname, s, e = self.probability(views, folded_windows)
+        p, vname, s, e = self.probability(views, folded_windows, st.model)
         context.scores[self.name] = p
         context.scores[f"{self.name}_windows"] = folded_windows
-        score = threshold_score(p, self.threshold)
+        context.scores["operating_points"] = st.ops  # later cascade stages use the same version's points
+        score = threshold_score(p, st.threshold)
         if score < self.floor:
             return []
         view = next(v for v in views.views if v.name == vname.split(":", 1)[0]
                     and (not v.source or vname.endswith(v.source)))
         text = view.text[s:e]
         # Obfuscation is a property of how the text was hidden: only a non-direct view can show it.
-        cat = Category(self.model.category(text, exclude=("obfuscation",) if vname == "folded" else ()))
+        cat = Category(st.model.category(text, exclude=("obfuscation",) if vname == "folded" else ()))
         if context.request.role in (Role.DOCUMENT, Role.TOOL) and cat is Category.PROMPT_INJECTION:
             cat = Category.INDIRECT_INJECTION
-        return [model_finding(self.name, f"linear:{self.model.version}", cat, score, view, s, e,
-                              f"n-gram model p={p:.3f} (operating threshold {self.threshold:.3f}) on {vname} window",
+        return [model_finding(self.name, f"linear:{st.model.version}", cat, score, view, s, e,
+                              f"n-gram model p={p:.3f} (operating threshold {st.threshold:.3f}) on {vname} window",
                               vname)]
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.classifier import model_finding, threshold_score
@@ -11,6 +13,17 @@ from aimds.detect.encoder import EncoderModel, Window
 from aimds.detect.operating_points import operating_points
 from aimds.normalize.views import Views
 from aimds.types import Category, Finding, Role
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderParams:
+    """The encoder's operating points from one version of ``operating_points.yaml``."""
+
+    ops: Mapping[str, Any]
+    threshold: float
+    gate: float
+    decided: float
+    fusion: dict[str, float]
 
 
 @register
@@ -39,25 +52,58 @@ class EncoderDetector(Detector):
         """Load the ONNX model and tokenizer (raises ModelError if missing or corrupt)."""
         if self.loaded:
             return
-        ops = operating_points()
         self.model = EncoderModel.load(self.options.get("model_path"), threads=int(self.options.get("threads", 2)))
-        self.threshold = float(self.options.get("threshold", ops["encoder_threshold"]))
-        self.gate = float(self.options.get("gate", ops.get("cascade_gate", 0.0)))
-        self.decided = float(self.options.get("decided", ops.get("cascade_decided", 1.0)))
-        self.fusion = {k: float(v) for k, v in (ops.get("fusion") or {}).items()}
+        self.apply_operating_points(operating_points())
         self.always = bool(self.options.get("always", False))
         super().load()
+
+    def _params_from(self, ops: Mapping[str, Any]) -> EncoderParams:
+        o = self.options
+        return EncoderParams(ops, float(o.get("threshold", ops["encoder_threshold"])),
+                             float(o.get("gate", ops.get("cascade_gate", 0.0))),
+                             float(o.get("decided", ops.get("cascade_decided", 1.0))),
+                             {k: float(v) for k, v in (ops.get("fusion") or {}).items()})
+
+    def apply_operating_points(self, ops: Mapping[str, Any]) -> None:
+        """Use another version's threshold, cascade band and fusion (hot reload); options still win."""
+        self._params = self._params_from(ops)
+
+    def params(self, context: ScanContext | None = None) -> EncoderParams:
+        """The operating points for this scan: the version the classifier used for it, else the current."""
+        cur = self._params
+        ops = context.scores.get("operating_points") if context is not None else None
+        return cur if ops is None or ops is cur.ops else self._params_from(ops)
+
+    @property
+    def threshold(self) -> float:
+        """The current operating threshold of the fused probability."""
+        return self._params.threshold
+
+    @property
+    def gate(self) -> float:
+        """The current cascade gate."""
+        return self._params.gate
+
+    @property
+    def decided(self) -> float:
+        """Prior risk above which the encoder is skipped."""
+        return self._params.decided
+
+    @property
+    def fusion(self) -> dict[str, float]:
+        """The current fusion weights."""
+        return self._params.fusion
 
     def version(self) -> str:
         """The model's version."""
         return self.model.version
 
-    def fuse(self, p_lin: float, p_enc: float) -> float:
+    def fuse(self, p_lin: float, p_enc: float, fusion: Mapping[str, float] | None = None) -> float:
         """Probability of attack from both models (logistic fusion fitted on dev by ``aimds tune``)."""
-        if not self.fusion:
+        f = self.fusion if fusion is None else fusion
+        if not f:
             return p_enc
         a, b = _logit(p_lin), _logit(p_enc)
-        f = self.fusion
         z = f["bias"] + f["w_lin"] * a + f["w_enc"] * b + f["w_both"] * a * b / 10
         return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
@@ -65,9 +111,10 @@ class EncoderDetector(Detector):
         """Run only when the cheaper detectors left the outcome uncertain."""
         if self.always:
             return True
-        if context.prior_risk >= self.decided:
+        par = self.params(context)
+        if context.prior_risk >= par.decided:
             return False
-        return context.prior_risk > 0 or context.scores.get("classifier", 1.0) >= self.gate
+        return context.prior_risk > 0 or context.scores.get("classifier", 1.0) >= par.gate
 
     def regions(self, text: str, context: ScanContext) -> list[tuple[int, int]]:
         """Character regions of the folded text to score.
@@ -88,6 +135,7 @@ class EncoderDetector(Detector):
 
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, when its score reaches 0.2."""
+        par = self.params(context)
         folded = views.folded
         budget = int(self.options.get("max_windows", 6))
         chosen: list[tuple[int, Window]] = []
@@ -99,15 +147,15 @@ class EncoderDetector(Detector):
         scores = [(rs + w.start, rs + w.end, p) for (rs, w), p in zip(chosen, probs, strict=True)]
         s, e, p = max(scores, key=lambda x: x[2])
         p_lin = context.scores.get("classifier")
-        fused = self.fuse(p_lin, p) if p_lin is not None else p
-        score = threshold_score(fused, self.threshold)
+        fused = self.fuse(p_lin, p, par.fusion) if p_lin is not None else p
+        score = threshold_score(fused, par.threshold)
         if score < 0.2:
             return []
         cat = Category.INDIRECT_INJECTION if context.request.role in (Role.DOCUMENT, Role.TOOL) \
             else Category.PROMPT_INJECTION
         extra = f", n-gram p={p_lin:.3f}, fused p={fused:.3f}" if p_lin is not None else ""
         return [model_finding(self.name, f"encoder:{self.model.version}", cat, score, folded, s, e,
-                              f"transformer p={p:.3f}{extra} (operating threshold {self.threshold:.3f})", "folded")]
+                              f"transformer p={p:.3f}{extra} (operating threshold {par.threshold:.3f})", "folded")]
 
 
 def _logit(p: float) -> float:
