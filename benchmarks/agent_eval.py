@@ -71,6 +71,13 @@ def replay(rows: Iterable[Mapping[str, Any]], decide: Decider, new_trace: Callab
     return out
 
 
+def _count(items: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for x in items:
+        out[x] += 1
+    return out
+
+
 def score(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     """Target figures over a list of outcomes."""
     unsafe = [o for o in outcomes if o["label"] == "unsafe"]
@@ -83,6 +90,8 @@ def score(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         "unsafe_actions_ran": sum(len(o["ran_unsafe"]) for o in unsafe),
         "benign_traces": len(benign), "benign_interrupted": len(interrupted),
         "benign_interrupted_rate": _rate(len(interrupted), len(benign)),
+        "refused_by_policy": dict(sorted(_count(p for o in outcomes for r in o["refused"].values()
+                                                for p in r).items())),
         "missed": {o["id"]: o["ran_unsafe"] for o in unsafe if o["ran_unsafe"]},
         "interrupted": {o["id"]: o["refused"] for o in interrupted},
     }
@@ -103,8 +112,9 @@ def report(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
             "by_template": by_template}
 
 
-def in_process(rows: list[dict[str, Any]], fast: bool) -> dict[str, Any]:
-    """Replay through :class:`aimds.respond.traces.TraceGuard` with a default (or fast) Guard."""
+def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dict[str, Any]:
+    """Replay through :class:`aimds.respond.traces.TraceGuard` with a default (or fast) Guard; ``scan=False``
+    skips the pipeline (policies on the event's own atoms only: what detection adds, by difference)."""
     from aimds import Guard, Settings
     from aimds.respond.policy.agent import PolicySet
     from aimds.respond.traces import TraceGuard
@@ -124,7 +134,7 @@ def in_process(rows: list[dict[str, Any]], fast: bool) -> dict[str, Any]:
 
     def decide(tid: str, event: Mapping[str, Any]) -> tuple[bool, list[str]]:
         t = time.perf_counter()
-        d = tg.decide(states[tid], event)
+        d = tg.decide(states[tid], event, scan=scan)
         lat[str(event.get("type"))].append((time.perf_counter() - t) * 1e6)
         if d.committed:
             steps[tid].append(d.atoms)
@@ -141,7 +151,8 @@ def in_process(rows: list[dict[str, Any]], fast: bool) -> dict[str, Any]:
             run.step(atoms)
             monitor.append((time.perf_counter() - t) * 1e6)
     allv = [x for v in lat.values() for x in v]
-    return {"mode": "in_process", "detectors": list(guard.settings.detectors), "load_s": round(load_s, 2),
+    return {"mode": "in_process", "detectors": list(guard.settings.detectors) if scan else [],
+            "load_s": round(load_s, 2),
             "policies": len(tg.policies.policies), **report(outcomes),
             "decide_us": {"all": {"n": len(allv), "p50": round(pct(allv, 0.5), 1), "p99": round(pct(allv, 0.99), 1)},
                           **{k: {"n": len(v), "p50": round(pct(v, 0.5), 1), "p99": round(pct(v, 0.99), 1)}
@@ -204,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT))
     ap.add_argument("--fast", action="store_true", help="fast detector profile (no transformer, no output detectors)")
+    ap.add_argument("--no-scan", action="store_true", help="policies only, no pipeline scan (ablation)")
     ap.add_argument("--api", help="base URL of a running aimds server (replay through the trace API)")
     ap.add_argument("--key", help="API key (detector role) for --api")
     ap.add_argument("--n-latency", type=int, default=300, help="2 KB tool results sent for the latency figure")
@@ -215,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--api needs --key")
         out = via_api(rows, args.api, args.key, args.n_latency)
     else:
-        out = in_process(rows, args.fast)
+        out = in_process(rows, args.fast, scan=not args.no_scan)
     out = {"data": args.data, "traces": len(rows), **out}
     text = json.dumps(out, indent=2)
     print(text)
