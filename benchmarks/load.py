@@ -120,7 +120,7 @@ def bench_bare(wrk: str, bodies: Path, path: str, work: Path, args: argparse.Nam
 def bench_aimds(wrk: str, bodies: Path, path: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Start ``aimds serve`` on a fresh data directory, measure it, stop it, and count the stored events."""
     data_dir = work / "aimds-data"
-    env = service_env(detectors=detectors_of(args))
+    env = service_env(settings_of(args), detectors=detectors_of(args))
     key = create_key(data_dir, "detector", env)
     port = free_port()
     server = start_aimds(data_dir, port, args.workers, env, work / "aimds.log")
@@ -145,7 +145,7 @@ def verdicts(args: argparse.Namespace) -> dict[str, Any]:
     from aimds.pipeline import Guard
     from aimds.types import ScanRequest
 
-    env = service_env(detectors=detectors_of(args))
+    env = service_env(settings_of(args), detectors=detectors_of(args))
     guard = Guard(Settings.from_env(env))
     guard.load()
     texts = load_texts()
@@ -210,6 +210,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--wrk-timeout", type=float, default=None, help="wrk per-request timeout (default 2 s; 60 s batch)")
     p.add_argument("--detectors", help="comma-separated detector names (overrides --profile)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a service setting for the aimds server, e.g. --set memory=0 (AIMDS_MEMORY=0); repeatable")
     p.add_argument("--only", choices=("both", "bare", "aimds"), default="both", help="measure one server only")
     p.add_argument("--verdicts", action="store_true",
                    help="no HTTP: scan the texts in process and print actions per label and scan time")
@@ -220,6 +222,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.wrk_timeout is None:
         args.wrk_timeout = 60.0 if args.batch else 2.0
     return args
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, str]:
+    """``--set field=value`` options as ``AIMDS_FIELD`` environment variables."""
+    out = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set needs FIELD=VALUE, got {item!r}")
+        out["AIMDS_" + key.upper()] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

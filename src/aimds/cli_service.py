@@ -47,10 +47,11 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, detectors: 
     settings = ServiceSettings.from_env(data_dir=data_dir, environment=environment)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ.update(settings.to_env())
-    metrics_dir = settings.data_dir / "prometheus"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if workers > 1:  # samples of every worker aggregated at /metrics (one process keeps them in memory)
+        metrics_dir = settings.data_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run("aimds.server.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_config=None, access_log=False, backlog=4096, timeout_graceful_shutdown=10,
                 server_header=False)

@@ -79,6 +79,8 @@ def test_batch_keeps_order_and_limits_size(live: Live) -> None:
         r = c.post("/v1/detect/batch", json={"items": [{"text": "x"}] * 257})
         assert r.status_code == 413 and r.json()["error"]["code"] == "batch_too_large"
         assert c.post("/v1/detect/batch", json={"items": []}).status_code == 422
+        r = c.post("/v1/detect/batch", json={"items": [{"text": "x" * 150_000}] * 7})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
 
 
 def test_stream_sends_stages_before_the_verdict(live: Live) -> None:

@@ -120,3 +120,15 @@ def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
     assert (back.rate_limit_per_s, back.store_raw_text, back.jwt_issuer, back.data_dir) == (7.5, True, ISS, tmp_path)
     with pytest.raises(ConfigError, match="AIMDS_RATE_LIMIT_PER_S"):
         ServiceSettings.from_env({"AIMDS_RATE_LIMIT_PER_S": "fast"})
+
+
+def test_batch_character_budget(tmp_path: Path, guard: Guard) -> None:
+    """One key cannot tie up the scan threads for everyone with a huge batch."""
+    live = start_server(tmp_path / "data", guard, max_batch_chars=5_000)
+    try:
+        with live.client("detector") as c:
+            r = c.post("/v1/detect/batch", json={"items": [{"text": "y" * 2_000}] * 3})
+            assert r.status_code == 413 and r.json()["error"]["code"] == "batch_too_large"
+            assert c.post("/v1/detect/batch", json={"items": [{"text": "y" * 2_000}] * 2}).status_code == 200
+    finally:
+        live.stop()

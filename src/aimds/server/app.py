@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from aimds import __version__
 from aimds.pipeline import Guard
+from aimds.server.deps import SECURITY_SCHEMES
 from aimds.server.errors import install_error_handlers
 from aimds.server.limits import BodyLimitMiddleware
 from aimds.server.logs import configure_logging
-from aimds.server.routes import admin, agent, detect, events, graph, memory, output, privacy, system
+from aimds.server.routes import admin, agent, detect, events, graph, memory, models, output, privacy, system
 from aimds.server.service import Service
 from aimds.server.settings import ServiceSettings
 from aimds.store.sqlite import SQLiteStore
@@ -80,12 +82,26 @@ def create_app(settings: ServiceSettings | None = None, *, guard: Guard | None =
                   description="AI Manipulation Defense System: detect prompt injection, jailbreaks and manipulation.")
     app.state.service = svc
     install_error_handlers(app)
-    for module in (system, detect, output, privacy, agent, events, graph, memory, admin):
+    for module in (system, detect, output, privacy, agent, events, graph, memory, models, admin):
         app.include_router(module.router)
     app.include_router(system.docs_router(settings.public_docs))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, service=svc)
+    app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document with the API-key/JWT security schemes on every route but ``/healthz``."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        for path, ops in schema.get("paths", {}).items():
+            for op in ops.values():
+                if path != "/healthz":
+                    op["security"] = [{"bearer": []}, {"apiKey": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def app_from_env() -> FastAPI:

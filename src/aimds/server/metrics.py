@@ -22,6 +22,7 @@ from prometheus_client import (
 
 from aimds.types import Verdict
 
+TIER_STAGES = frozenset({"normalize", "tier1", "tier2", "session", "total", "stream"})
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -40,7 +41,7 @@ class Metrics:
         self.detections = Counter("aimds_detections", "Verdicts by action", ["action"], registry=r)
         self.categories = Counter("aimds_detection_categories", "Threat categories in verdicts", ["category"],
                                   registry=r)
-        self.stage_seconds = Histogram("aimds_stage_latency_seconds", "Per-tier and per-detector latency",
+        self.stage_seconds = Histogram("aimds_stage_latency_seconds", "Latency of normalisation, tiers, total",
                                        ["stage"], buckets=_LATENCY_BUCKETS, registry=r)
         self.tier_errors = Counter("aimds_tier_errors", "Detector errors and timeouts", ["detector", "kind"],
                                    registry=r)
@@ -63,7 +64,8 @@ class Metrics:
         for c in verdict.categories:
             self.categories.labels(str(c)).inc()
         for stage, us in verdict.latency_us.items():
-            self.stage_seconds.labels(stage).observe(us / 1e6)
+            if stage in TIER_STAGES:  # per tier, not per detector: a few observations per request
+                self.stage_seconds.labels(stage).observe(us / 1e6)
         for e in verdict.errors:
             self.tier_errors.labels(e.detector, e.kind).inc()
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -20,14 +21,17 @@ from aimds.respond.actions import ResponseConfig
 from aimds.respond.scheduler import Scheduler, default_handlers
 from aimds.respond.webhook import WebhookSender
 from aimds.server.auth import Authenticator, Principal
+from aimds.server.cache import VerdictCache
 from aimds.server.errors import APIError
 from aimds.server.events import make_event
 from aimds.server.metrics import Metrics
+from aimds.server.model_reload import ModelReloader
 from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
 from aimds.server.traces import TraceManager
 from aimds.store.graph import AttackGraph
 from aimds.store.memory_live import attach_memory
+from aimds.store.models import ModelRegistry
 from aimds.store.outbox import Outbox, SessionFlags
 from aimds.store.sessions import SQLiteSessionStore
 from aimds.store.sqlite import SQLiteStore, StoreError
@@ -85,6 +89,11 @@ class Service:
                            analyzer=base.analyzer)
         # attack memory (issue 4): the guard's `memory` detector searches this store's exemplars
         self.memory = attach_memory(self.guard, self.store, store_raw_text=settings.store_raw_text)
+        # learned classifier versions (issue 4): this worker follows the store's active version
+        self.models = ModelRegistry(self.store)
+        self.reloader = ModelReloader(self.guard, self.models, poll_s=settings.model_poll_s)
+        # exact-duplicate verdict cache (off unless cache_ttl_s > 0)
+        self.cache = VerdictCache(settings.cache_ttl_s, settings.cache_max_entries)
         self.metrics = Metrics()
         self.store.on_commit = self.metrics.observe_commit
         self.vault = SQLiteVault(self.store)
@@ -98,17 +107,20 @@ class Service:
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")
+        self._queued = 0          # scan jobs submitted and not finished (event-loop thread only)
         self.ready = False
 
     async def start(self) -> None:
         """Load models and rules (off the event loop); start the response scheduler (redelivers pending alerts)."""
         await asyncio.get_running_loop().run_in_executor(self.executor, self.guard.load)
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.reloader.start)
         self.responses.start()
         self.ready = True
 
     def close(self) -> None:
         """Drain response actions, flush the store (final signed checkpoint) and stop the scan threads."""
         self.ready = False
+        self.reloader.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.responses.close(drain_s=2.0)
         self.memory.close()
@@ -158,32 +170,71 @@ class Service:
                            f"text has {len(text)} characters; the limit is {self.settings.guard.max_chars}")
 
     async def scan(self, request: ScanRequest, on_stage: StageCallback | None = None) -> Verdict:
-        """Scan in a worker thread with the request timeout."""
+        """Scan with the request timeout: short texts on the event loop (no thread hand-off), others in a
+        worker thread."""
         self.check_size(request.text)
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self.executor, lambda: self.guard.scan(request, on_stage=on_stage))
-        try:
-            verdict = await asyncio.wait_for(fut, self.settings.request_timeout_s)
-        except TimeoutError:
-            raise APIError(503, "timeout", f"detection took longer than {self.settings.request_timeout_s} s") from None
+        key = self.cache_key(request) if on_stage is None else None
+        verdict = self.cache.get(key) if key is not None else None
+        if verdict is None:
+            if on_stage is None and len(request.text) <= self.settings.inline_scan_chars:
+                verdict = self.guard.scan(request)
+            else:
+                verdicts = await self._run_scans([request], on_stage)
+                verdict = verdicts[0]
+            if key is not None:
+                self.cache.put(key, verdict)
         verdict = self.enforce(verdict, request.session_id)
         self.metrics.observe_verdict(verdict)
         return verdict
 
+    def cache_key(self, request: ScanRequest) -> bytes | None:
+        """The verdict-cache key of ``request`` (None when the cache is off or the request is not cacheable)."""
+        if not self.cache.enabled or not VerdictCache.cacheable(request):
+            return None
+        if self.memory.loaded:
+            self.memory.refresh()  # feedback from any worker changes the key at once
+        context = "|".join(f"{d.name}={d.version()}" for d in self.guard.detectors)
+        return VerdictCache.key(request, f"{context}|policy={self.guard.policy.name}|memory={self.memory.head}")
+
     async def scan_many(self, requests: Sequence[ScanRequest]) -> list[Verdict]:
-        """Scan several texts in one worker-thread hop."""
+        """Scan several texts in one worker-thread hop (bounded by ``max_batch_chars``)."""
+        total = 0
         for r in requests:
             self.check_size(r.text)
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self.executor, lambda: [self.guard.scan(r) for r in requests])
-        try:
-            verdicts = await asyncio.wait_for(fut, self.settings.request_timeout_s)
-        except TimeoutError:
-            raise APIError(503, "timeout", f"detection took longer than {self.settings.request_timeout_s} s") from None
+            total += len(r.text)
+        if total > self.settings.max_batch_chars:
+            raise APIError(413, "batch_too_large",
+                           f"the batch has {total} characters; the limit is {self.settings.max_batch_chars}")
+        verdicts = await self._run_scans(requests)
         verdicts = [self.enforce(v, r.session_id) for v, r in zip(verdicts, requests, strict=True)]
         for v in verdicts:
             self.metrics.observe_verdict(v)
         return verdicts
+
+    async def _run_scans(self, requests: Sequence[ScanRequest], on_stage: StageCallback | None = None
+                         ) -> list[Verdict]:
+        """Admission control, then the scans in a worker thread; on timeout the remaining texts are skipped."""
+        if self._queued >= self.settings.max_queued_scans:
+            raise APIError(503, "overloaded", "too many scans waiting; retry later", {"Retry-After": "1"})
+        cancelled = threading.Event()
+
+        def work() -> list[Verdict]:
+            out = []
+            for r in requests:
+                if cancelled.is_set():
+                    raise TimeoutError
+                out.append(self.guard.scan(r, on_stage=on_stage))
+            return out
+
+        self._queued += 1
+        try:
+            fut = asyncio.get_running_loop().run_in_executor(self.executor, work)
+            return await asyncio.wait_for(fut, self.settings.request_timeout_s)
+        except TimeoutError:
+            cancelled.set()
+            raise APIError(503, "timeout", f"detection took longer than {self.settings.request_timeout_s} s") from None
+        finally:
+            self._queued -= 1
 
     def event(self, request: ScanRequest, verdict: Verdict, principal: Principal, route: str) -> dict[str, Any]:
         """The event record for a detection."""

@@ -42,6 +42,9 @@ class ServiceSettings:
     request_timeout_s: float = 10.0
     # detection execution
     scan_threads: int = 2
+    inline_scan_chars: int = 4000               # texts up to this length are scanned on the event loop (no hop)
+    max_queued_scans: int = 256                 # admission control: more waiting scan jobs → 503 overloaded
+    max_batch_chars: int = 1_000_000            # total characters of one /v1/detect/batch
     # logs
     access_log: bool = True
     log_level: str = "info"
@@ -52,6 +55,11 @@ class ServiceSettings:
     sessions: bool = True
     # the attack memory (exemplars from feedback) as a detector; off: feedback is stored but not used
     memory: bool = True
+    # learned classifier versions (aimds learn): how often each worker checks the store's active version
+    model_poll_s: float = 1.0
+    # verdict cache for exact duplicates (aimds.server.cache): 0 = off; per worker, bounded LRU
+    cache_ttl_s: float = 0.0
+    cache_max_entries: int = 4096
     # event store
     store_raw_text: bool = False
     retention_days: float = 30.0
@@ -69,8 +77,12 @@ class ServiceSettings:
             raise ConfigError("body, batch and timeout limits must be positive")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level must be debug, info, warning or error")
+        if self.max_queued_scans <= 0 or self.max_batch_chars <= 0 or self.inline_scan_chars < 0:
+            raise ConfigError("max_queued_scans and max_batch_chars must be positive, inline_scan_chars ≥ 0")
         if self.scan_threads <= 0:
             raise ConfigError("scan_threads must be positive")
+        if self.model_poll_s <= 0 or self.cache_ttl_s < 0 or self.cache_max_entries <= 0:
+            raise ConfigError("model_poll_s and cache_max_entries must be positive, cache_ttl_s non-negative")
         if self.retention_days <= 0:
             raise ConfigError("retention_days must be positive")
         if self.synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
