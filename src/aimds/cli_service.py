@@ -17,10 +17,10 @@ _data_dir_opt = click.option(
     help="Data directory (default: AIMDS_DATA_DIR, else ~/.local/share/aimds — the one `aimds serve` uses).")
 
 
-def _store(data_dir: Path | None) -> Any:
+def _store(data_dir: Path | None, read_only: bool = False) -> Any:
     from aimds.store.sqlite import SQLiteStore, default_data_dir
 
-    return SQLiteStore(data_dir or default_data_dir())
+    return SQLiteStore(data_dir or default_data_dir(), read_only=read_only)
 
 
 def _echo_json(obj: Any) -> None:
@@ -82,7 +82,7 @@ def keys_create(role: str, name: str, data_dir: Path | None, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="JSON lines.")
 def keys_list(data_dir: Path | None, as_json: bool) -> None:
     """List keys (never their secrets)."""
-    with _store(data_dir) as store:
+    with _store(data_dir, read_only=True) as store:
         items = store.list_keys()
     for k in items:
         if as_json:
@@ -116,7 +116,7 @@ def audit() -> None:
               path_type=Path), help="Extra Ed25519 public keys (PEM) that may have signed checkpoints.")
 def audit_verify(data_dir: Path | None, public_keys: tuple[Path, ...]) -> None:
     """Verify the chain; exit 0 when intact, 1 with the first broken position otherwise."""
-    with _store(data_dir) as store:
+    with _store(data_dir, read_only=True) as store:
         report = store.verify(public_keys)
     _echo_json(report.to_dict())
     if not report.ok:
@@ -128,7 +128,7 @@ def audit_verify(data_dir: Path | None, public_keys: tuple[Path, ...]) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default="-", show_default=True, help="JSONL file.")
 def audit_export(data_dir: Path | None, out: str) -> None:
     """Write the chain (header with algorithm and public keys, records, checkpoints) as JSON lines."""
-    with _store(data_dir) as store:
+    with _store(data_dir, read_only=True) as store:
         fh = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
         try:
             for item in store.export():

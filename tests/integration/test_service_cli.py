@@ -45,3 +45,23 @@ def test_keys_audit_and_purge(tmp_path: Path) -> None:
         db.execute("UPDATE records SET body = replace(body, 'analyst', 'admin') WHERE seq = 1")
     code, out = _run("audit", "verify", "--data-dir", d)
     assert code == 1 and json.loads(out)["break_seq"] == 1
+
+
+def test_verify_does_not_sign_an_unsigned_tail(tmp_path: Path) -> None:
+    """After a crash the tail is unsigned; inspecting the store must not bless it with a checkpoint."""
+    import subprocess
+    import sys
+
+    script = ("import os, time, sys\nfrom aimds.store.sqlite import SQLiteStore, new_id\n"
+              "s = SQLiteStore(sys.argv[1])\n"
+              "s.append_sync([{'id': new_id('evt'), 'kind': 'event', 'ts': time.time()} for _ in range(5)])\n"
+              "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=60)
+    for _ in range(2):
+        code, out = _run("audit", "verify", "--data-dir", str(tmp_path))
+        report = json.loads(out)
+        assert code == 0 and report["ok"] and report["unsigned_tail"] == 5 and report["checkpoints"] == 0
+    assert _run("keys", "list", "--data-dir", str(tmp_path))[0] == 0
+    code, out = _run("audit", "verify", "--data-dir", str(tmp_path))
+    assert json.loads(out)["unsigned_tail"] == 5
+    assert _run("audit", "verify", "--data-dir", str(tmp_path / "nope"))[0] == 2

@@ -48,6 +48,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            detail = first.get("ctx", {}).get("error", "")
+            return error_response(422, "invalid_request", f"body: not valid JSON ({detail})" if detail
+                                  else "body: not valid JSON")
         loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         msg = first.get("msg", "invalid request")
         return error_response(422, "invalid_request", f"{loc}: {msg}")

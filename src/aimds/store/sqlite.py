@@ -133,32 +133,48 @@ class SQLiteStore(EventStore):
 
     def __init__(self, data_dir: Path | str, *, checkpoint_every: int = 1000, synchronous: str = "FULL",
                  max_batch: int = 1024, queue_max: int = 100_000, signing_key: Path | None = None,
-                 busy_timeout_s: float = 30.0) -> None:
+                 busy_timeout_s: float = 30.0, read_only: bool = False) -> None:
+        """Open (creating if needed) the store in ``data_dir``.
+
+        ``read_only``: no writer thread, no key created, nothing signed or written — what verifiers and
+        listings use, so that inspecting a store after a crash cannot sign (bless) its unsigned tail.
+        """
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError("synchronous must be FULL, NORMAL or EXTRA")
         if checkpoint_every <= 0:
             raise ConfigError("checkpoint_every must be positive")
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.read_only = read_only
         self.path = self.data_dir / DB_FILE
+        if read_only and not self.path.exists():
+            raise StoreError(f"no AIMDS store at {self.data_dir}")
+        if not read_only:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.checkpoint_every = checkpoint_every
         self.synchronous = synchronous.upper()
         self.max_batch = max_batch
         self.busy_timeout_s = busy_timeout_s
-        self.signer = Signer.load_or_create(self.data_dir, signing_key)
+        self.signer: Signer | None = None if read_only else Signer.load_or_create(self.data_dir, signing_key)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_max)
         self._local = threading.local()
         self._closed = False
         self.stats = {"batches": 0, "records": 0, "last_batch": 0, "write_seconds": 0.0}
         self.on_commit: Callable[[int, float], None] | None = None  # (records, seconds) for metrics
+        self._writer = threading.Thread(target=self._run, name="aimds-store-writer", daemon=True)
+        if read_only:
+            return
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        self._writer = threading.Thread(target=self._run, name="aimds-store-writer", daemon=True)
         self._writer.start()
 
     # ----------------------------------------------------------------- connections
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.busy_timeout_s,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            return conn
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -182,8 +198,8 @@ class SQLiteStore(EventStore):
 
     def append(self, records: Sequence[Mapping[str, Any]], done: Done, prepare: Prepare | None = None) -> None:
         """Queue records for the next group commit; ``done`` is called from the writer thread."""
-        if self._closed:
-            raise StoreError("the store is closed")
+        if self._closed or self.read_only:
+            raise StoreError("the store is closed" if self._closed else "the store is open read-only")
         recs = [dict(r) for r in records]
         for r in recs:
             for key in ("id", "kind", "ts"):
@@ -292,6 +308,7 @@ class SQLiteStore(EventStore):
             _safe(item.done, stored, None)
 
     def _sign(self, conn: sqlite3.Connection, seq: int, head: str) -> None:
+        assert self.signer is not None
         ts = time.time()
         sig = self.signer.sign(checkpoint_message(seq, head, ts))
         conn.execute("INSERT OR REPLACE INTO checkpoints(seq, hash, ts, key_id, signature) VALUES (?, ?, ?, ?, ?)",
@@ -355,7 +372,7 @@ class SQLiteStore(EventStore):
 
     def ping(self) -> None:
         """Raise StoreError if the database cannot be read or the writer has stopped."""
-        if self._closed or not self._writer.is_alive():
+        if self._closed or self.read_only or not self._writer.is_alive():
             raise StoreError("the store's writer is not running")
         try:
             self.reader().execute("SELECT 1 FROM meta LIMIT 1").fetchone()
@@ -365,7 +382,7 @@ class SQLiteStore(EventStore):
     # ----------------------------------------------------------------- audit
     def public_keys(self, extra: Sequence[Path] = ()) -> dict[str, Any]:
         """Public keys that may have signed checkpoints: this store's and any given PEM files."""
-        keys = {self.signer.key_id: self.signer.public_key}
+        keys: dict[str, Any] = {self.signer.key_id: self.signer.public_key} if self.signer else {}
         pub = self.data_dir / PUBLIC_KEY_FILE
         for path in [pub, *extra] if pub.exists() else list(extra):
             k = load_public_key(Path(path).read_bytes())
@@ -513,8 +530,9 @@ class SQLiteStore(EventStore):
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
-        self._writer.join(timeout=self.busy_timeout_s)
+        if not self.read_only:
+            self._queue.put(_STOP)
+            self._writer.join(timeout=self.busy_timeout_s)
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

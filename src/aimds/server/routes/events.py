@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -26,9 +27,13 @@ def parse_time(value: str | None, field: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise APIError(422, "invalid_request", f"{field}: must be a finite time, got {value!r}")
+        return number
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

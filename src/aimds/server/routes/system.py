@@ -16,7 +16,7 @@ from aimds.server.schemas import ERRORS
 router = APIRouter(tags=["system"])
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> Response:
     """Liveness: the process answers (no auth)."""
     return json_response({"status": "ok"})
