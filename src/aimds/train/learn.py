@@ -27,6 +27,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +90,17 @@ def collect_feedback(store: SQLiteStore) -> list[dict[str, Any]]:
 
 def split_feedback(rows: Sequence[dict[str, Any]], holdout: float, seed: int
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, held back): a seeded hash of each exemplar id decides, so the split is stable."""
-    train, held = [], []
-    for r in rows:
-        (held if _slice_of(str(r["id"]), seed + 1) < holdout else train).append(r)
-    return train, held
+    """(train, held back): the ``holdout`` share of rows with the lowest seeded hash of their text.
+
+    Stable (the same feedback always splits the same way) and, with two rows or more and a positive
+    ``holdout``, never leaves either side empty.
+    """
+    n = len(rows)
+    k = 0 if holdout <= 0 or n < 2 else min(n - 1, max(1, round(n * holdout)))
+    ranked = sorted(range(n), key=lambda i: (_slice_of(rows[i]["text"], seed + 1), str(rows[i]["id"])))
+    held_idx = set(ranked[:k])
+    return ([dict(r) for i, r in enumerate(rows) if i not in held_idx],
+            [dict(r) for i, r in enumerate(rows) if i in held_idx])
 
 
 # ----------------------------------------------------------------------------- evidence
@@ -111,15 +118,23 @@ class Evidence:
         return {"sig": self.sig, "enc": self.enc, "lin": lin, "y": self.y, "hard": self.hard}
 
 
-def fixed_evidence(texts: Sequence[str], labels: Sequence[int], hard: Sequence[bool]) -> Evidence:
-    """Signature/obfuscation risk and encoder probability of each text (the stages learning leaves alone)."""
+@cache
+def _fixed_stages() -> tuple[Any, Any]:
+    """The rules/signals guard and the always-on encoder (loaded once per process)."""
     from aimds.detect.base import get_detector
     from aimds.pipeline import Guard
-    from aimds.respond.policy import combine
 
     base = Guard(detectors=[get_detector("obfuscation")(), get_detector("signatures")()]).load()
     enc = get_detector("encoder")(always=True)
     enc.load()
+    return base, enc
+
+
+def fixed_evidence(texts: Sequence[str], labels: Sequence[int], hard: Sequence[bool]) -> Evidence:
+    """Signature/obfuscation risk and encoder probability of each text (the stages learning leaves alone)."""
+    from aimds.respond.policy import combine
+
+    base, enc = _fixed_stages()
     sig, p_enc = [], []
     for t in texts:
         v = base.scan(t)
@@ -130,18 +145,15 @@ def fixed_evidence(texts: Sequence[str], labels: Sequence[int], hard: Sequence[b
                     np.array(hard, dtype=bool))
 
 
-def cached_evidence(texts: Sequence[str], labels: Sequence[int], hard: Sequence[bool], cache: Path | None,
+def cached_evidence(texts: Sequence[str], labels: Sequence[int], hard: Sequence[bool], cache_dir: Path | None,
                     log: Log = print) -> Evidence:
     """:func:`fixed_evidence`, cached by the texts, labels and the fixed stages' versions."""
-    from aimds.detect.encoder import DEFAULT_MODEL_DIR
-    from aimds.detect.signatures import load_rules
-
-    h = hashlib.sha256()
-    for t, y in zip(texts, labels, strict=True):
-        h.update(f"{y}\0{t}\0".encode("utf-8", "surrogatepass"))
-    h.update(sha256_file(DEFAULT_MODEL_DIR / "model.onnx").encode())
-    h.update(json.dumps(sorted((r.id, r.pattern) for r in load_rules())).encode())
-    path = cache / f"evidence-{h.hexdigest()[:20]}.npz" if cache else None
+    base, enc = _fixed_stages()
+    h = hashlib.sha256(json.dumps([base.versions, enc.version(), enc.model.meta.get("sha256")],
+                                  sort_keys=True).encode())
+    for t, y, hd in zip(texts, labels, hard, strict=True):
+        h.update(f"{y}{int(hd)}\0{t}\0".encode("utf-8", "surrogatepass"))
+    path = cache_dir / f"evidence-{h.hexdigest()[:20]}.npz" if cache_dir else None
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return Evidence(z["sig"], z["enc"], z["y"], z["hard"])
@@ -150,7 +162,7 @@ def cached_evidence(texts: Sequence[str], labels: Sequence[int], hard: Sequence[
     log(f"scored {len(texts)} rows with the signatures and the encoder in {time.perf_counter() - t0:.1f}s")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, sig=ev.sig, enc=ev.enc, y=ev.y, hard=ev.hard)
         tmp.replace(path)
     return ev
@@ -206,7 +218,9 @@ def _subset(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any
     """A seeded, stable subset of about ``n`` rows (by hash of the text)."""
     if len(rows) <= n:
         return rows
-    ranked = sorted(rows, key=lambda r: _slice_of(r["text"], seed))
+    # salted: the calibration slice of train_linear hashes with the plain seed, so the same ranking
+    # would put every kept row in it
+    ranked = sorted(rows, key=lambda r: _slice_of(r["text"], seed * 7919 + 104729))
     return ranked[:n]
 
 
@@ -239,7 +253,9 @@ def learn(store: SQLiteStore, datasets: Path, cfg: LearnConfig, *, actor: str = 
         f"{sum(r['text_source'] == 'excerpt' for r in feedback)} redacted excerpts); "
         f"train {len(fb_train)}, held back {len(fb_held)}")
 
-    tcfg = TrainConfig(seed=cfg.seed, synthetic=not cfg.quick)
+    # quick: a smaller hashed space and one MIL round (a smoke-test model, not a production one)
+    tcfg = TrainConfig(seed=cfg.seed, synthetic=False, dim=1 << 18, cat_dim=1 << 16, mil_rounds=1) if cfg.quick \
+        else TrainConfig(seed=cfg.seed)
     if not (datasets / "train.jsonl").is_file() or not (datasets / "dev.jsonl").is_file():
         raise InputError(f"{datasets} needs train.jsonl and dev.jsonl")
     rows = build_corpus(datasets, tcfg, log)
@@ -306,7 +322,7 @@ def learn(store: SQLiteStore, datasets: Path, cfg: LearnConfig, *, actor: str = 
             "version": version, "parent": parent, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "created_by": actor, "weights_sha256": digest,
             "files": {MODEL_FILE: sha256_file(folder / MODEL_FILE), POINTS_FILE: sha256_file(folder / POINTS_FILE)},
-            "config": asdict(cfg),
+            "config": asdict(cfg), "train_config": dict(tcfg.__dict__),
             "data": {"train_rows": len(rows), "dev_rows": len(dev_rows),
                      "train_sha256": sha256_file(datasets / "train.jsonl"),
                      "dev_sha256": sha256_file(datasets / "dev.jsonl"),
