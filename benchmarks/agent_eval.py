@@ -9,8 +9,8 @@ Prints one JSON report:
 - ``benign_interrupted_rate``: benign traces with any refused step (target ≤ 0.02);
 - the same per split (``tune`` / ``heldout``, by generator template), per family and per template,
   with the ids (and policies) of every miss and every interruption;
-- in process: ``decide`` latency p50/p99 (µs) by event type, and the policy-monitor cost per step
-  (peek + step of the shipped policy set on the trace's atoms, µs);
+- in process: ``decide`` latency p50/p99 (µs) by event type and for a 2 KB tool result alone, and the
+  policy-monitor cost per step (peek + step of the shipped policy set on the trace's atoms, µs);
 - with ``--api``: round-trip p50/p99 (ms) of every event, and of a 2 KB tool result on its own.
 
 Each event is sent as the agent runtime would send it, in order; a refused event is not committed,
@@ -150,6 +150,12 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dic
             run.peek(atoms)
             run.step(atoms)
             monitor.append((time.perf_counter() - t) * 1e6)
+    page: list[float] = []
+    for _ in range(100):  # the API target's event on its own: a 2 KB tool result on a fresh trace
+        state = tg.new_trace()
+        t = time.perf_counter()
+        tg.decide(state, tool_result_2kb())
+        page.append((time.perf_counter() - t) * 1e6)
     allv = [x for v in lat.values() for x in v]
     return {"mode": "in_process", "detectors": list(guard.settings.detectors) if scan else [],
             "load_s": round(load_s, 2),
@@ -157,6 +163,7 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dic
             "decide_us": {"all": {"n": len(allv), "p50": round(pct(allv, 0.5), 1), "p99": round(pct(allv, 0.99), 1)},
                           **{k: {"n": len(v), "p50": round(pct(v, 0.5), 1), "p99": round(pct(v, 0.99), 1)}
                              for k, v in sorted(lat.items())}},
+            "tool_result_2kb_us": {"n": len(page), "p50": round(pct(page, 0.5), 1), "p99": round(pct(page, 0.99), 1)},
             "monitor_us_per_step": {"n": len(monitor), "p50": round(pct(monitor, 0.5), 1),
                                     "p99": round(pct(monitor, 0.99), 1),
                                     "per_policy_p50": round(pct(monitor, 0.5) / max(1, len(tg.policies.policies)), 2)}}
