@@ -59,7 +59,8 @@ class Cluster:
     def __init__(self, data_dir: Path, workers: int, detectors: str | None, log_dir: Path) -> None:
         self.data_dir = data_dir
         self.workers = workers
-        self.env = service_env(detectors=detectors)
+        # durability is about the store: the attack memory's embedding model only slows the load down
+        self.env = service_env({"AIMDS_MEMORY": "0"}, detectors=detectors)
         self.log_dir = log_dir
         self.port = free_port()
         self.detector_key = create_key(data_dir, "detector", self.env)
