@@ -750,10 +750,12 @@ def _doc(ctx: _Ctx, kind: str, payload: str | None, where: str) -> str:
     return sep.join(blocks)
 
 
-def _wrap_task(ctx: _Ctx, kind: str, doc: str) -> str:
-    """Sometimes put a user's (benign) request around a document, as an app would."""
+def _wrap_task(ctx: _Ctx, kind: str, doc: str, always: bool = False) -> str:
+    """Sometimes (``always``: always) put a user's (benign) request around a document, as an app would."""
     r = ctx.rng.random()
     task_slot = "task_" + kind if "task_" + kind in ctx.g.slots else "task_generic"
+    if always:
+        r = 0.45 + r * 0.55
     if r < 0.45:
         return doc
     task = ctx.pick(task_slot)
@@ -898,6 +900,8 @@ def _fam_task_injection(ctx: _Ctx) -> Sample:
 
     Content the model reads (documents, tool output) should carry no instructions for it; a
     planted task hijacks the assistant even when the task itself is benign (BIPIA's threat model).
+    A request planted at the start of the document always gets the user's own task before it: a
+    request followed by content is the ordinary shape of a user's message (family ``requests``).
     """
     r = ctx.rng
     request = ctx.pick("benign_top")
@@ -907,7 +911,7 @@ def _fam_task_injection(ctx: _Ctx) -> Sample:
     where = r.choice(["start", "start", "middle", "end"])
     doc = _doc(ctx, kind, vary(request, r, noisy=False), where)
     lang = _lang_of(doc) if kind == "external" else "en"
-    return Sample(_wrap_task(ctx, kind, doc), 1, "indirect_injection", lang,
+    return Sample(_wrap_task(ctx, kind, doc, always=where == "start"), 1, "indirect_injection", lang,
                   {"kind": kind, "where": where, "payload": request})
 
 
@@ -1015,6 +1019,42 @@ def _fam_multilingual(ctx: _Ctx) -> Sample:
 
 # ---- benign families -------------------------------------------------------------------------
 
+_REQ_FENCES = (("", ""), ("", ""), ('"""', '"""'), ("```", "```"), ("---", "---"), ('"', '"'))
+
+
+def _fam_requests(ctx: _Ctx) -> Sample:
+    """A user's own detailed request about content they pasted (``requests.yaml``): benign.
+
+    The request comes before the content (most often), after it, or both; the content is a
+    built-in carrier document (email, review, code, README, ticket, chat, table, JSON...; never a
+    caller's carrier, which is a training row already) or one of ``req_doc``'s recipes, clauses,
+    notes, logs and letters.
+    """
+    r = ctx.rng
+    if r.random() < 0.25:
+        kind, doc = "generic", ctx.x("{req_doc}")
+    else:
+        kind = _pick_kind(ctx, {"csv": 0.5, "search": 0.5, "pdf": 0.7, "qa": 0.5}, external=False)
+        doc = _doc(ctx, kind, None, r.choice(["start", "middle", "end"]))
+    slot = "req_ask_" + kind
+    slot = slot if slot in ctx.g.slots and r.random() < 0.7 else "req_ask_generic"
+    ask = ctx.pick("req_ask_ml") if r.random() < 0.1 else ctx.pick(slot)
+    if r.random() < 0.35:
+        ask = ctx.pick("req_lead") + " " + ask
+    if r.random() < 0.3:
+        ask = ask + " " + ctx.pick("req_constraint")
+    open_, close = r.choice(_REQ_FENCES)
+    body = f"{open_}\n{doc}\n{close}" if open_ and open_ != '"' else f"{open_}{doc}{close}"
+    u = r.random()
+    if u < 0.7:
+        text = f"{ask}\n\n{body}" if r.random() < 0.8 else f"{ask} {body}"
+    elif u < 0.9:
+        text = f"{body}\n\n{ctx.pick('req_after')}"
+    else:
+        text = f"{ask}\n\n{body}\n\n{ctx.pick('req_after')}"
+    return Sample(text, 0, "benign", "en", {"kind": kind})
+
+
 def _fam_benign(ctx: _Ctx) -> Sample:
     text = ctx.pick("benign_top")
     if len(text) < 400:
@@ -1121,6 +1161,7 @@ FAMILIES: dict[str, Family] = {
         Family("hard_roleplay", 550, _fam_hard_roleplay, False),
         Family("hard_sysprompt", 350, _fam_hard_sysprompt, False),
         Family("task_injection", 400, _fam_task_injection, True),
+        Family("requests", 900, _fam_requests, False),
     )
 }
 
