@@ -10,7 +10,9 @@ after that layer (``onnx.utils.Extractor``), so the embedding costs about a thir
 run, and writes it with its ``meta.json`` to ``src/aimds/data/models/embed/``. Output:
 ``hidden`` [batch, tokens, 384]; the runtime mean-pools it over the attention mask.
 
-Usage: ``.venv/bin/pip install onnx && .venv/bin/python scripts/build_embedder.py [--layer 1]``
+Usage: ``.venv/bin/pip install onnx && .venv/bin/python scripts/build_embedder.py [--layer 1]``, then
+``scripts/build_embedder.py --encoder-output`` (the encoder graph also returns that layer's state, so a
+text the encoder scores needs no second embedding run)
 (reproducible: the output depends only on the input model; both sha256 are in meta.json).
 """
 
@@ -67,12 +69,53 @@ def build(layer: int, src: Path = SRC, dst: Path = DST) -> dict[str, object]:
     return {"model": str(out), "bytes": out.stat().st_size, "sha256": meta["sha256"]}
 
 
+def add_encoder_output(src: Path = SRC, emb: Path = DST) -> dict[str, object]:
+    """Give the encoder graph a second output ``hidden``: the same block-``layer`` state the embedder returns.
+
+    When the encoder runs on a text's windows, the memory detector mean-pools this output instead of
+    running the embedder again (one run serves both). The logits are unchanged; the new output must be
+    bit-identical to the embedder's (checked here on a sample window). Idempotent.
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    emb_meta = json.loads((emb / "meta.json").read_text("utf-8"))
+    name = HIDDEN.format(k=int(emb_meta["layer"]))
+    path, meta_path = src / "model.onnx", src / "meta.json"
+    model = onnx.load(str(path))
+    if "hidden" not in {o.name for o in model.graph.output}:
+        model.graph.node.append(onnx.helper.make_node("Identity", [name], ["hidden"], name="hidden_out"))
+        model.graph.output.append(onnx.helper.make_tensor_value_info("hidden", onnx.TensorProto.FLOAT,
+                                                                     ["batch", "tokens", 384]))
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    ids = np.array([[101, *range(2000, 2100), 102]], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    a = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["hidden"], feed)[0]
+    b = ort.InferenceSession(str(emb / "model.onnx"), providers=["CPUExecutionProvider"]).run(["hidden"], feed)[0]
+    if not np.array_equal(a, b):
+        raise SystemExit("the encoder's hidden output differs from the embedder's: rebuild the embedder first")
+    meta = json.loads(meta_path.read_text("utf-8"))
+    meta["outputs"] = ["logits", "hidden"]
+    meta["hidden_output"] = {"name": "hidden", "layer": emb_meta["layer"], "embedder": emb_meta["version"],
+                             "build": "scripts/build_embedder.py --encoder-output (Identity of the block output)"}
+    meta["sha256"] = sha256(path)
+    meta["size_bytes"] = path.stat().st_size
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n", "utf-8")
+    return {"model": str(path), "sha256": meta["sha256"], "embedder": emb_meta["version"]}
+
+
 def main() -> None:
-    """Command line: ``--layer K`` (default 1), ``--out DIR``."""
+    """Command line: ``--layer K`` (default 1), ``--out DIR``; ``--encoder-output`` adds the shared output."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--layer", type=int, default=1, choices=range(6))
     ap.add_argument("--out", type=Path, default=DST)
+    ap.add_argument("--encoder-output", action="store_true",
+                    help="Add the embedder's hidden state as a second output of the shipped encoder graph.")
     args = ap.parse_args()
+    if args.encoder_output:
+        print(json.dumps(add_encoder_output(emb=args.out)))
+        return
     print(json.dumps(build(args.layer, dst=args.out)))
 
 

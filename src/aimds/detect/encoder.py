@@ -103,6 +103,7 @@ class EncoderModel:
         self._sep_id = int(meta.get("sep_id", 102))
         self._pad_id = int(meta.get("pad_id", 0))
         self._inputs = [i.name for i in session.get_inputs()]
+        self._outputs = [o.name for o in session.get_outputs()]
 
     @property
     def version(self) -> str:
@@ -175,8 +176,18 @@ class EncoderModel:
             cls_id=self._cls_id, sep_id=self._sep_id,
         )
 
-    def _logits(self, wins: Sequence[Window]) -> np.ndarray:
+    @property
+    def has_hidden(self) -> bool:
+        """Whether the graph also returns the embedder's hidden state (``scripts/build_embedder.py
+        --encoder-output``), so one run yields both the logits and the memory embeddings."""
+        return "hidden" in self._outputs
+
+    def _run(self, wins: Sequence[Window], pooled: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits of ``wins`` and, when asked and available, their mask-mean-pooled unit hidden vectors."""
         out = np.empty(len(wins), dtype=np.float32)
+        want = pooled and self.has_hidden
+        vecs = np.empty((len(wins), 384), dtype=np.float32) if want else None
+        names = [self._outputs[0], "hidden"] if want else [self._outputs[0]]
         for b in range(0, len(wins), self.batch_size):
             chunk = wins[b : b + self.batch_size]
             width = max(len(w.ids) for w in chunk)
@@ -186,9 +197,23 @@ class EncoderModel:
                 ids[i, : len(w.ids)] = w.ids
                 mask[i, : len(w.ids)] = 1
             feed = {"input_ids": ids, "attention_mask": mask}
-            res = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+            res = self._session.run(names, {k: v for k, v in feed.items() if k in self._inputs})
             out[b : b + len(chunk)] = np.asarray(res[0], dtype=np.float32).reshape(-1)
-        return out
+            if vecs is not None:
+                m = mask[:, :, None].astype(np.float32)
+                pooled_ = (res[1] * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+                vecs[b : b + len(chunk)] = pooled_ / np.maximum(np.linalg.norm(pooled_, axis=1, keepdims=True), 1e-12)
+        return out, vecs
+
+    def _logits(self, wins: Sequence[Window]) -> np.ndarray:
+        return self._run(wins)[0]
+
+    def score_windows_pooled(self, wins: Sequence[Window]) -> tuple[list[float], np.ndarray | None]:
+        """Probabilities of ``wins`` and their pooled hidden vectors (None when the graph lacks them)."""
+        if not wins:
+            return [], None
+        logits, vecs = self._run(wins, pooled=True)
+        return [_sigmoid(float(z)) for z in logits], vecs
 
     def score_windows(self, wins: Sequence[Window]) -> list[float]:
         """Probabilities of already-built windows (batched in one onnxruntime call per batch)."""

@@ -139,11 +139,18 @@ class EncoderDetector(Detector):
         folded = views.folded
         budget = int(self.options.get("max_windows", 6))
         chosen: list[tuple[int, Window]] = []
-        for rs, re_ in self.regions(folded.text, context):
+        regions = self.regions(folded.text, context)
+        for rs, re_ in regions:
             for w in self.model.windows(folded.text[rs:re_]):
                 if len(chosen) < budget or len(folded.text) <= int(self.options.get("max_chars", 4000)):
                     chosen.append((rs, w))
-        probs = self.model.score_windows([w for _, w in chosen])
+        whole = regions == [(0, len(folded.text))]  # every window of the text, in order
+        probs, vectors = self.model.score_windows_pooled([w for _, w in chosen]) if whole \
+            else (self.model.score_windows([w for _, w in chosen]), None)
+        if vectors is not None:  # the memory stage reuses this run instead of embedding the text again
+            hidden = self.model.meta.get("hidden_output") or {}
+            context.scores["window_embeddings"] = (folded.text, str(hidden.get("embedder", "")),
+                                                   tuple((w.start, w.end) for _, w in chosen), vectors)
         scores = [(rs + w.start, rs + w.end, p) for (rs, w), p in zip(chosen, probs, strict=True)]
         s, e, p = max(scores, key=lambda x: x[2])
         p_lin = context.scores.get("classifier")

@@ -1,7 +1,10 @@
 """Tier 1 cascade stage ``memory``: nearest stored exemplars of attacks (and of confirmed false positives).
 
 The text's folded view is embedded (``aimds.embed``: the pooled text and each of its first
-``max_windows`` windows) and searched in the global and the request tenant's namespace.
+``max_windows`` windows) and searched in the global and the request tenant's namespace. When the
+encoder stage already ran on every window of the text in the same scan, its graph's second output
+(the same block-1 hidden state, ``scripts/build_embedder.py --encoder-output``) is pooled instead:
+one transformer run serves both stages.
 
 - An **attack exemplar** at cosine ≥ ``threshold`` (feedback exemplars, default 0.90) or
   ≥ ``seed_threshold`` (the shipped seed, default 0.93) gives a finding whose score rises from 0.5
@@ -13,7 +16,8 @@ The text's folded view is embedded (``aimds.embed``: the pooled text and each of
 
 Options: ``data_dir`` (a store directory; without one the memory holds the shipped seed only),
 ``threshold``, ``seed_threshold``, ``allow_threshold``, ``k`` (neighbours reported, 5),
-``max_windows`` (4), ``threads`` (onnxruntime intra-op threads, 1), ``poll_s`` (0.2).
+``max_windows`` (4), ``threads`` (onnxruntime intra-op threads, 1), ``poll_s`` (0.2), ``reuse_encoder``
+(True: pool the encoder's hidden output when it ran on the same text).
 The service binds its own store's memory with :meth:`MemoryDetector.bind`.
 """
 
@@ -54,6 +58,7 @@ class MemoryDetector(Detector):
         super().__init__(**options)
         self.memory: Any = None
         self._own_store: Any = None
+        self.reused = 0  # scans that reused the encoder's run instead of embedding (see _shared)
 
     def bind(self, memory: Any) -> None:
         """Use ``memory`` (an :class:`aimds.store.memory_live.AttackMemory`) instead of opening one."""
@@ -100,7 +105,7 @@ class MemoryDetector(Detector):
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the best attack match over its threshold, else an allow match."""
         folded = views.folded
-        emb = self.memory.embedder.embed_text(folded.text, self.max_windows)
+        emb = self._shared(folded.text, context) or self.memory.embedder.embed_text(folded.text, self.max_windows)
         queries = emb.vectors if len(emb.vectors) == 1 else np.vstack([emb.pooled[None, :], emb.vectors])
         self.memory.refresh()
         tenant = context.request.tenant or "default"
@@ -124,6 +129,18 @@ class MemoryDetector(Detector):
                             f"{best_allow.similarity:.3f} ≥ {self.allow_threshold:.2f}); nearest attacks: "
                             f"{nearest or 'none'}", "folded", (ALLOW_TAG,))]
         return []
+
+    def _shared(self, text: str, context: ScanContext) -> Any:
+        """The embedding of ``text``'s first ``max_windows`` windows from the encoder's run in this scan, if
+        it ran on every window of this very text with the graph that returns this embedder's hidden state."""
+        shared = context.scores.get("window_embeddings") if self.options.get("reuse_encoder", True) else None
+        if shared is None or shared[0] is not text or shared[1] != self.memory.embedder.version:
+            return None
+        from aimds.embed.model import Embedding
+
+        n = max(1, self.max_windows)
+        self.reused += 1
+        return Embedding(shared[3][:n], tuple(shared[2][:n]))
 
     def _span(self, views: Views, emb: Any, tenant: str) -> Span | None:
         """The window most similar to an attack exemplar, in original offsets."""
