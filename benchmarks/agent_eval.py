@@ -121,7 +121,8 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dic
 
     guard = Guard(Settings(detectors=FAST_DETECTORS)) if fast else Guard()
     t0 = time.perf_counter()
-    guard.load()
+    if scan:
+        guard.load()
     load_s = time.perf_counter() - t0
     tg = TraceGuard(guard)
     states: dict[str, PolicySet] = {}
@@ -140,7 +141,7 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dic
             steps[tid].append(d.atoms)
         return d.allowed, sorted({v.policy_id for v in d.violations})
 
-    tg.decide(tg.new_trace(), {"type": "tool_result", "tool": "browse", "content": "warm-up " * 50})
+    tg.decide(tg.new_trace(), {"type": "tool_result", "tool": "browse", "content": "warm-up " * 50}, scan=scan)
     outcomes = replay(rows, decide, new_trace)
     monitor: list[float] = []
     for trace in steps.values():  # the policy monitors alone: peek then step, as decide does
@@ -154,7 +155,7 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dic
     for _ in range(100):  # the API target's event on its own: a 2 KB tool result on a fresh trace
         state = tg.new_trace()
         t = time.perf_counter()
-        tg.decide(state, tool_result_2kb())
+        tg.decide(state, tool_result_2kb(), scan=scan)
         page.append((time.perf_counter() - t) * 1e6)
     allv = [x for v in lat.values() for x in v]
     return {"mode": "in_process", "detectors": list(guard.settings.detectors) if scan else [],
