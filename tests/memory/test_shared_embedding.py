@@ -3,6 +3,8 @@ embedder's hidden state, so pooled vectors match the embedder's and the memory v
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aimds import Guard, Settings
@@ -50,3 +52,20 @@ def test_memory_reuses_the_encoder_run_with_the_same_findings() -> None:
         assert [(f.rule_id, round(f.score, 2)) for f in va.findings if f.detector == "memory"] == \
             [(f.rule_id, round(f.score, 2)) for f in vb.findings if f.detector == "memory"], t
     assert ran >= 5 and mem_shared.reused == ran and mem_alone.reused == 0
+
+
+def test_bench_memory_reports_the_memory_tier(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from aimds.cli import main
+
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", "--memory", "-n", "5", "--sizes", "100",
+                                  "--detectors", "signatures,classifier", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert set(rep["pipeline"]["100"]) == {"p50_us", "p99_us"}
+    assert rep["tiers"]["memory"]["100"]["p99_us"] > rep["tiers"]["memory"]["100"]["p50_us"] * 0.5 > 0
+    assert rep["cpus"] >= 1 and rep["load_avg_1m"] >= 0
