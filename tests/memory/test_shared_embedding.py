@@ -13,6 +13,8 @@ from aimds.embed import Embedder
 from aimds.eval.bench import bench_texts
 from aimds.normalize import normalize
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def models() -> tuple[EncoderModel, Embedder]:
