@@ -112,7 +112,7 @@ def report(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
             "by_template": by_template}
 
 
-def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dict[str, Any]:
+def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True, n_page: int = 100) -> dict[str, Any]:
     """Replay through :class:`aimds.respond.traces.TraceGuard` with a default (or fast) Guard; ``scan=False``
     skips the pipeline (policies on the event's own atoms only: what detection adds, by difference)."""
     from aimds import Guard, Settings
@@ -152,7 +152,7 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True) -> dic
             run.step(atoms)
             monitor.append((time.perf_counter() - t) * 1e6)
     page: list[float] = []
-    for _ in range(100):  # the API target's event on its own: a 2 KB tool result on a fresh trace
+    for _ in range(n_page):  # the API target's event on its own: a 2 KB tool result on a fresh trace
         state = tg.new_trace()
         t = time.perf_counter()
         tg.decide(state, tool_result_2kb(), scan=scan)
@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-scan", action="store_true", help="policies only, no pipeline scan (ablation)")
     ap.add_argument("--api", help="base URL of a running aimds server (replay through the trace API)")
     ap.add_argument("--key", help="API key (detector role) for --api")
-    ap.add_argument("--n-latency", type=int, default=300, help="2 KB tool results sent for the latency figure")
+    ap.add_argument("--n-latency", type=int, default=300,
+                    help="2 KB tool results sent for the latency figure (a third of it in process)")
     ap.add_argument("--json", help="also write the report here")
     args = ap.parse_args(argv)
     rows = load_rows(args.data)
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--api needs --key")
         out = via_api(rows, args.api, args.key, args.n_latency)
     else:
-        out = in_process(rows, args.fast, scan=not args.no_scan)
+        out = in_process(rows, args.fast, scan=not args.no_scan, n_page=args.n_latency // 3)
     out = {"data": args.data, "traces": len(rows), **out}
     text = json.dumps(out, indent=2)
     print(text)
