@@ -16,7 +16,8 @@ from aimds.server.schemas import ERRORS
 router = APIRouter(tags=["system"])
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+@router.head("/healthz", include_in_schema=False)
+@router.get("/healthz")
 async def healthz() -> Response:
     """Liveness: the process answers (no auth)."""
     return json_response({"status": "ok"})
