@@ -29,10 +29,10 @@ def durability() -> ModuleType:
 
 
 def test_acknowledged_events_survive_kill9(durability: ModuleType, tmp_path: Path) -> None:
-    summary = durability.run_durability(runs=3, load_s=1.5, concurrency=64, workers=2, data_dir=tmp_path / "data",
+    summary = durability.run_durability(runs=2, load_s=3.0, concurrency=64, workers=2, data_dir=tmp_path / "data",
                                         cli_each_run=False)
     runs = summary["per_run"]
-    assert len(runs) == 3
+    assert len(runs) == 2
     # the load really ran and the kill really cut requests off
     assert summary["acknowledged_total"] >= 30, summary
     for run in runs:
