@@ -26,7 +26,14 @@ def _guard(detectors: str | None, policy: str | None, data_dir: str | None = Non
         options = {**settings.detector_options, "memory": {**settings.detector_options.get("memory", {}),
                                                             "data_dir": data_dir}}
         settings = Settings.from_mapping({**settings.__dict__, "detectors": names, "detector_options": options})
-    return Guard(settings).load()
+    guard = Guard(settings).load()
+    if data_dir:  # and the model version `aimds learn` activated there, if any
+        from aimds.server.model_reload import ModelReloader
+        from aimds.store.models import ModelRegistry
+        from aimds.store.sqlite import SQLiteStore
+
+        ModelReloader(guard, ModelRegistry(SQLiteStore(data_dir))).check()
+    return guard
 
 
 _data_dir_opt = click.option("--data-dir", type=click.Path(file_okay=False),
