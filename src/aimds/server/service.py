@@ -108,6 +108,8 @@ class Service:
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")
         self._queued = 0          # scan jobs submitted and not finished (event-loop thread only)
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="aimds-escalate")
+        self._uncertain: dict[str, tuple[str, str]] = {}   # event id → (text, category) awaiting commit
         self.ready = False
 
     async def start(self) -> None:
@@ -123,6 +125,7 @@ class Service:
         self.reloader.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.responses.close(drain_s=2.0)
+        self._background.shutdown(wait=True)
         self.memory.close()
         self.store.close()
 
@@ -137,9 +140,14 @@ class Service:
             return verdict
         return replace(verdict, action=Action.BLOCK, notes=(*verdict.notes, f"session quarantined until {until:.0f}"))
 
-    def on_violations(self, violations: Sequence[Any], ids: Sequence[str], trace_id: str, event_id: str) -> None:
-        """Record agent-policy violations in the graph and run their response actions. Never blocks."""
+    def on_violations(self, violations: Sequence[Any], ids: Sequence[str], trace_id: str, event_id: str,
+                      evidence: str = "") -> None:
+        """Record agent-policy violations in the graph and run their response actions; violations marked
+        ``escalate`` go to the review queue with their evidence. Never blocks."""
         for v, vid in zip(violations, ids, strict=True):
+            if v.action == "escalate" and evidence:
+                self._escalate(evidence, event_id, "tool_misuse",
+                               f"policy {v.policy_id} violated at step {v.step}: {v.failed}"[:500])
             try:
                 self.graph.record_violation(vid, policy_id=v.policy_id, severity=v.severity, action=v.action,
                                             step=v.step, failed=v.failed, session_id=trace_id, event_id=event_id)
@@ -151,10 +159,15 @@ class Service:
                 log.exception("violation response failed for %s", vid)
 
     def respond(self, stored: Sequence[Mapping[str, Any]]) -> None:
-        """After events are durable: plan and submit response actions, record the attack graph. Never blocks."""
+        """After events are durable: plan and submit response actions, record the attack graph, and send
+        uncertain verdicts to the review queue. Never blocks."""
         for event in stored:
             if event.get("kind") != "event":
                 continue
+            pending = self._uncertain.pop(event.get("id", ""), None)
+            if pending is not None:
+                self._escalate(pending[0], event["id"], pending[1],
+                               f"uncertain verdict: risk {event.get('risk')} in the review band")
             try:
                 self.graph.record_event(event)
                 for action in self.responses.config.for_event(event):
@@ -237,9 +250,25 @@ class Service:
             self._queued -= 1
 
     def event(self, request: ScanRequest, verdict: Verdict, principal: Principal, route: str) -> dict[str, Any]:
-        """The event record for a detection."""
-        return make_event(request, verdict, key_id=principal.id, hash_key=self.hash_key,
-                          store_raw_text=self.settings.store_raw_text, route=route)
+        """The event record for a detection (remembering uncertain ones for the review queue)."""
+        record = make_event(request, verdict, key_id=principal.id, hash_key=self.hash_key,
+                            store_raw_text=self.settings.store_raw_text, route=route)
+        low, high = self.settings.review_band_low, self.settings.review_band_high
+        if low < high and low <= verdict.risk < high and verdict.categories:
+            if len(self._uncertain) > 10_000:  # events that never committed; bounded
+                self._uncertain.clear()
+            self._uncertain[record["id"]] = (request.text, str(verdict.categories[0]))
+        return record
+
+    def _escalate(self, text: str, event_id: str, category: str, note: str) -> None:
+        """Queue a human review of ``text`` (in the background: embedding it takes milliseconds)."""
+        def work() -> None:
+            try:
+                self.memory.submit(text, "attack", "escalation", category=category, note=note, event_id=event_id)
+            except Exception:
+                log.exception("escalation of %s failed", event_id)
+
+        self._background.submit(work)
 
     async def record(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Append records and wait until they are durable (group commit)."""

@@ -51,6 +51,9 @@ class ServiceSettings:
     # response actions: signed alert webhooks (HMAC-SHA-256, see aimds.respond.webhook)
     alert_webhook_url: str | None = None
     alert_webhook_secret: str | None = None
+    # human review: verdicts with risk in [low, high) go to the review queue (low == high: off)
+    review_band_low: float = 0.5
+    review_band_high: float = 0.75
     # multi-turn analysis over sessions kept in the store
     sessions: bool = True
     # the attack memory (exemplars from feedback) as a detector; off: feedback is stored but not used
@@ -92,6 +95,8 @@ class ServiceSettings:
         bad = [a for a in self.jwt_algorithms if a not in ("RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA")]
         if bad:
             raise ConfigError(f"unsupported JWT algorithms {bad}: only asymmetric algorithms are accepted")
+        if not 0 <= self.review_band_low <= self.review_band_high <= 1:
+            raise ConfigError("review band must satisfy 0 <= review_band_low <= review_band_high <= 1")
         if self.alert_webhook_url and len(self.alert_webhook_secret or "") < 16:
             raise ConfigError("alert_webhook_url needs alert_webhook_secret of at least 16 characters")
         if self.environment == "development":

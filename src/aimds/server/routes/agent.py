@@ -117,7 +117,8 @@ async def trace_event(trace_id: str, body: TraceEvent, request: Request, princip
         stored = await svc.record([_record(svc, principal, trace_id, event, decision, holder["vids"])])
     else:
         svc.respond(stored)
-    svc.on_violations(decision.violations, holder["vids"], trace_id, stored[0]["id"])
+    evidence = body.content or (json.dumps(body.args, default=str)[:4000] if body.args is not None else "")
+    svc.on_violations(decision.violations, holder["vids"], trace_id, stored[0]["id"], evidence)
     return json_response({"trace_id": trace_id, "event_id": stored[0]["id"], **decision.to_dict()})
 
 
