@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
 from aimds.server.traces import TraceManager
 from aimds.store.graph import AttackGraph
+from aimds.store.keyfile import load_or_create
 from aimds.store.memory_live import attach_memory
 from aimds.store.models import ModelRegistry
 from aimds.store.outbox import Outbox, SessionFlags
@@ -46,25 +46,12 @@ CANARY_KEY_FILE = "canary.key"
 
 def load_canary_key(data_dir: Path) -> bytes:
     """The deployment's canary key (created once, mode 0600)."""
-    return bytes.fromhex(_secret_file(data_dir / CANARY_KEY_FILE, lambda: canaries.new_key().hex().encode()).decode())
+    return bytes.fromhex(load_or_create(data_dir / CANARY_KEY_FILE, lambda: canaries.new_key().hex().encode()).decode())
 
 
 def load_hash_key(data_dir: Path) -> bytes:
     """The deployment's key for input hashes (created once, mode 0600)."""
-    return _secret_file(data_dir / HMAC_KEY_FILE, lambda: secrets.token_bytes(32))
-
-
-def _secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    key = make()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker created it first
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
+    return load_or_create(data_dir / HMAC_KEY_FILE, lambda: secrets.token_bytes(32))
 
 
 class Service:

@@ -162,11 +162,7 @@ class AttackGraph:
     def __init__(self, store: SQLiteStore, *, record_allowed: bool = False) -> None:
         self.store = store
         self.record_allowed = record_allowed
-        conn = sqlite3.connect(store.path, timeout=store.busy_timeout_s)
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
+        store.ensure_schema(_SCHEMA)
 
     # ----------------------------------------------------------------- recording
     def record_event(self, event: Mapping[str, Any], *, wait: bool = False) -> bool:

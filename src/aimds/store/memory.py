@@ -155,11 +155,7 @@ class MemoryStore:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
-        conn = store._connect()
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
+        store.ensure_schema(_SCHEMA)
 
     def _read(self) -> sqlite3.Connection:
         return self.store.reader()

@@ -80,11 +80,7 @@ class ModelRegistry:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
-        conn = store._connect()
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
+        store.ensure_schema(_SCHEMA)
 
     @property
     def data_dir(self) -> Path:

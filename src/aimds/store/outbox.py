@@ -121,11 +121,7 @@ class Coalescer:
 
 
 def _ensure_schema(store: SQLiteStore) -> None:
-    conn = sqlite3.connect(store.path, timeout=store.busy_timeout_s)
-    try:
-        conn.executescript(_SCHEMA)
-    finally:
-        conn.close()
+    store.ensure_schema(_SCHEMA)
 
 
 def process_owner() -> str:

@@ -53,11 +53,7 @@ class SQLiteSessionStore:
         self.store = store
         self.hash_key = hash_key
         self.max_turns = max_turns
-        conn = sqlite3.connect(store.path, timeout=store.busy_timeout_s)
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
+        store.ensure_schema(_SCHEMA)
 
     def history(self, session_id: str, limit: int = 50) -> list[Turn]:
         """The session's last ``limit`` turns, oldest first."""

@@ -182,6 +182,16 @@ class SQLiteStore(EventStore):
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         return conn
 
+    def ensure_schema(self, sql: str) -> None:
+        """Create a component's tables (idempotent ``CREATE … IF NOT EXISTS`` script) in this store's file."""
+        if self.read_only:
+            return
+        conn = self._connect()
+        try:
+            conn.executescript(sql)
+        finally:
+            conn.close()
+
     def reader(self) -> sqlite3.Connection:
         """This thread's read connection (WAL readers never block the writer)."""
         conn = getattr(self._local, "conn", None)

@@ -44,11 +44,7 @@ class TraceStore:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
-        conn = sqlite3.connect(store.path, timeout=store.busy_timeout_s)
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
+        store.ensure_schema(_SCHEMA)
 
     def length(self, trace_id: str) -> int:
         """Committed steps of a trace."""

@@ -8,7 +8,6 @@ may restore from it). Expired scopes are deleted lazily.
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
 import time
@@ -21,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from aimds.respond.redact import DEFAULT_TTL_S
+from aimds.store.keyfile import load_or_create
 from aimds.store.sqlite import SQLiteStore
 
 KEY_FILE = "vault.key"
@@ -36,17 +36,7 @@ CREATE INDEX IF NOT EXISTS vault_expires ON vault(expires);
 
 
 def _load_key(data_dir: Path) -> bytes:
-    path = data_dir / KEY_FILE
-    if path.exists():
-        return path.read_bytes()
-    key = AESGCM.generate_key(bit_length=256)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
+    return load_or_create(data_dir / KEY_FILE, lambda: AESGCM.generate_key(bit_length=256))
 
 
 class SQLiteVault:
@@ -56,11 +46,7 @@ class SQLiteVault:
         self.store = store
         self.owner = owner
         self._aead = AESGCM(_load_key(store.data_dir))
-        conn = sqlite3.connect(store.path, timeout=store.busy_timeout_s)
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
+        store.ensure_schema(_SCHEMA)
 
     def for_owner(self, owner: str) -> SQLiteVault:
         """The same vault acting for another principal."""
