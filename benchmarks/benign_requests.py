@@ -13,6 +13,11 @@ plus attacks in the same styles) and prints JSON:
   skips it; it takes a few minutes on two cores).
 
     .venv/bin/python benchmarks/benign_requests.py [--json OUT] [--no-dev] [--profiles default,fast]
+
+Candidates, without touching the shipped files: ``--classifier-model F.npz`` (from ``aimds train
+--out``), ``--encoder-model DIR`` (from ``scripts/refit_encoder_head.py install --dir``),
+``--operating-points F.yaml``, or ``--retune F.yaml`` (run ``aimds tune``'s search with the
+candidate models on dev, write F.yaml and use it).
 """
 
 from __future__ import annotations
@@ -34,6 +39,21 @@ DATA = ROOT / "benchmarks" / "data" / "benign_requests.jsonl"
 LOAD_TEXTS = ROOT / "benchmarks" / "data" / "load_texts.json"
 DEV = ROOT.parent / "shared" / "datasets" / "dev.jsonl"
 PROFILES = {"default": None, "fast": ("obfuscation", "signatures", "classifier")}
+
+
+def use_candidates(classifier: Path | None, encoder: Path | None, ops: Path | None) -> None:
+    """Point the default model paths of this process at candidate files (shipped files untouched)."""
+    import aimds.detect.encoder as enc_mod
+    import aimds.detect.linear_model as lin_mod
+    import aimds.detect.operating_points as ops_mod
+
+    if classifier is not None:
+        lin_mod.default_model_path = lambda: classifier  # type: ignore[assignment]
+    if encoder is not None:
+        enc_mod.DEFAULT_MODEL_DIR = encoder
+    if ops is not None:
+        ops_mod.default_path = lambda: ops  # type: ignore[assignment]
+        ops_mod.operating_points.cache_clear()
 
 
 def load_rows(path: Path = DATA) -> list[dict[str, Any]]:
@@ -101,10 +121,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-dev", action="store_true", help="skip the dev-set TPR/FPR")
     ap.add_argument("--profiles", default="default,fast")
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--classifier-model", type=Path, help="candidate linear model (.npz)")
+    ap.add_argument("--encoder-model", type=Path, help="candidate encoder folder")
+    ap.add_argument("--operating-points", type=Path, help="candidate operating_points.yaml")
+    ap.add_argument("--retune", type=Path, help="tune on dev with the candidate models, write here, use it")
     args = ap.parse_args(argv)
+    use_candidates(args.classifier_model, args.encoder_model, args.operating_points)
+    if args.retune:
+        from aimds.train.tune import tune
+
+        tune(DEV, args.retune, log=lambda m: print(m, file=sys.stderr))
+        use_candidates(None, None, args.retune)
     rows = load_rows(args.data)
     report: dict[str, Any] = {"data": str(args.data.relative_to(ROOT)) if args.data.is_relative_to(ROOT)
-                              else str(args.data), "profiles": {}}
+                              else str(args.data), "profiles": {},
+                              "candidates": {k: str(v) for k, v in (("classifier", args.classifier_model),
+                                                                    ("encoder", args.encoder_model),
+                                                                    ("operating_points", args.retune or
+                                                                     args.operating_points)) if v}}
     for profile in args.profiles.split(","):
         t0 = time.perf_counter()
         guard = make_guard(profile)
