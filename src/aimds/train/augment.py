@@ -900,8 +900,9 @@ def _fam_task_injection(ctx: _Ctx) -> Sample:
 
     Content the model reads (documents, tool output) should carry no instructions for it; a
     planted task hijacks the assistant even when the task itself is benign (BIPIA's threat model).
-    A request planted at the start of the document always gets the user's own task before it: a
-    request followed by content is the ordinary shape of a user's message (family ``requests``).
+    (Planned with the next retraining: a request planted at the start of the document always gets the
+    user's own task before it, since a request followed by content is the ordinary shape of a user's
+    message — family ``requests``.)
     """
     r = ctx.rng
     request = ctx.pick("benign_top")
@@ -911,7 +912,8 @@ def _fam_task_injection(ctx: _Ctx) -> Sample:
     where = r.choice(["start", "start", "middle", "end"])
     doc = _doc(ctx, kind, vary(request, r, noisy=False), where)
     lang = _lang_of(doc) if kind == "external" else "en"
-    return Sample(_wrap_task(ctx, kind, doc, always=where == "start"), 1, "indirect_injection", lang,
+    # (the shipped models were trained without `always=where == "start"`: switch it on with the next retraining)
+    return Sample(_wrap_task(ctx, kind, doc), 1, "indirect_injection", lang,
                   {"kind": kind, "where": where, "payload": request})
 
 
@@ -1164,6 +1166,9 @@ FAMILIES: dict[str, Family] = {
         Family("requests", 900, _fam_requests, False),
     )
 }
+#: What ``generate`` makes by default: the families the shipped models were trained on. ``requests`` (benign user
+#: requests with pasted content) is opt-in (``families=[..., "requests"]``) until the encoder is retrained with it.
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name != "requests")
 
 
 def _key(text: str) -> str:
@@ -1180,7 +1185,7 @@ def generate_samples(seed: int = 13, n_per_family: int | None = None,
     pool = [c for c in (carriers or []) if isinstance(c, str) and len(c.strip()) >= 40]
     seen: dict[str, int] = {}
     out: dict[str, list[Sample]] = {}
-    for name in families or FAMILIES:
+    for name in families or DEFAULT_FAMILIES:
         fam = FAMILIES[name]
         n = fam.default_n if n_per_family is None else n_per_family
         ctx = _Ctx(g, random.Random(f"aimds-augment:{seed}:{name}"), pool)
