@@ -37,7 +37,10 @@ class Gate:
 
 
 def _sched(handler: Callable[[ResponseAction], None], **kw: object) -> Scheduler:
+    """A started scheduler; critical in-process actions are queued like the rest (to test the queues) unless
+    ``inline_critical=True`` is passed."""
     handlers = dict.fromkeys(ActionKind, handler)
+    kw.setdefault("inline_critical", False)
     return Scheduler(handlers, config=CONFIG, **kw).start()  # type: ignore[arg-type]
 
 
@@ -184,3 +187,18 @@ def test_missing_handler_fails_and_a_broken_hook_is_harmless() -> None:
     assert st["executed"]["critical"] == 1 and st["failed"]["high"] == 1 and st["retries"] == 0
     with pytest.raises(SchedulerClosed):
         s.submit(_action(ActionKind.BLOCK, Priority.CRITICAL))
+
+
+def test_critical_in_process_actions_do_not_wait_behind_the_lane() -> None:
+    gate = Gate()
+    s = _sched(gate, lanes={"local": LaneSpec(1, 3)}, inline_critical=True)
+    try:
+        s.submit(_action(ActionKind.ALERT_LOG, Priority.LOW, reason="gate"))
+        assert gate.entered.wait(5)          # the only local worker is busy
+        assert s.submit(_action(ActionKind.QUARANTINE_SESSION, Priority.CRITICAL, reason="crit"))
+        assert gate.order == ["crit"]        # ran in submit, not queued behind the busy worker
+        gate.release.set()
+        assert s.wait_idle(5)
+    finally:
+        s.close()
+    assert s.stats()["executed"]["critical"] == 1 and s.stats()["missed"]["critical"] == 0

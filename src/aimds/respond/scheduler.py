@@ -121,7 +121,7 @@ class Scheduler:
     def __init__(self, handlers: Mapping[ActionKind | str, Handler], *, config: ResponseConfig | None = None,
                  outbox: Any = None, lanes: Mapping[str, LaneSpec] | None = None, on_event: EventHook | None = None,
                  max_attempts: int = 8, backoff_base_s: float = 0.5, backoff_max_s: float = 300.0,
-                 sweep_s: float = 5.0, latency_window: int = 20_000) -> None:
+                 sweep_s: float = 5.0, latency_window: int = 20_000, inline_critical: bool = True) -> None:
         self.config = config or ResponseConfig.load()
         self.handlers = {ActionKind(k): h for k, h in handlers.items()}
         self.outbox = outbox
@@ -130,6 +130,9 @@ class Scheduler:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.sweep_s = sweep_s
+        #: Critical in-process actions (block / confirm / quarantine flags: a queued store write) run in
+        #: ``submit`` itself: there is no queue for them to wait in behind anything.
+        self.inline_critical = inline_critical
         specs = {**DEFAULT_LANES, **(lanes or {})}
         self._lanes = {name: _Lane(name, spec) for name, spec in specs.items()}
         self._workers: list[threading.Thread] = []
@@ -204,7 +207,12 @@ class Scheduler:
             raise SchedulerClosed("the response scheduler is closed")
         with self._lock:
             self._n["submitted"] += 1
-        if self.outbox is not None and self.config.kinds[action.kind].durable:
+        spec = self.config.kinds[action.kind]
+        if self.inline_critical and self._started and spec.lane == "local" and not spec.durable \
+                and action.priority is Priority.CRITICAL:
+            self._run(action)
+            return True
+        if self.outbox is not None and spec.durable:
             with self._lock:
                 self._inflight.add(action.id)
                 self._persisting += 1
