@@ -101,7 +101,8 @@ class _HNSW:
         if present is not None and present.any():
             for k in keys[present]:
                 self.index.remove(int(k))
-        self.index.add(keys, np.ascontiguousarray(vecs, dtype=np.float32), threads=1)
+        # bulk builds (a rebuild from the store) use every core; a few new exemplars, one thread
+        self.index.add(keys, np.ascontiguousarray(vecs, dtype=np.float32), threads=0 if len(keys) >= 10_000 else 1)
 
     def remove(self, key: int) -> bool:
         return bool(self.index.remove(int(key)))
