@@ -181,7 +181,8 @@ def tune(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dic
             "tune_recall": round(tp / pos, 4), "tune_fpr": round(fp / neg, 4), "tune_pos": pos, "tune_neg": neg}
 
 
-def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dict[str, Any]:
+def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]], window: int = 2048
+                   ) -> dict[str, Any]:
     """Per-chunk cost at 100-character chunks and leak detection delay in windows."""
     from aimds.detect.stream import StreamScanner
 
@@ -195,7 +196,8 @@ def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any
     pid0 = next(iter(prompts))
     for _rep in range(2):                    # the first pass warms caches; the second is measured
         costs, cheap, windows = [], [], []
-        scanner = StreamScanner.for_output(system_prompt=prompts[pid0]["system_prompt"], canary_key=EVAL_KEY)
+        scanner = StreamScanner.for_output(system_prompt=prompts[pid0]["system_prompt"], canary_key=EVAL_KEY,
+                                           window=window)
         for i in range(0, len(filler), 100):
             t0 = time.perf_counter()
             r = scanner.feed(filler[i:i + 100])
@@ -218,7 +220,7 @@ def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any
                                                                            "translated", "base64", "plain"):
             continue
         sp = prompts[c["prompt_id"]]["system_prompt"]
-        scanner = StreamScanner.for_output(system_prompt=sp, canary_key=EVAL_KEY)
+        scanner = StreamScanner.for_output(system_prompt=sp, canary_key=EVAL_KEY, window=window)
         pre = answers[hash(c["response"]) % len(answers)] + "\n\n"
         text = pre + c["response"] + "\n\n" + filler[:3000]
         leak_end = len(pre) + len(c["response"])
@@ -247,6 +249,7 @@ def main() -> None:
     ap.add_argument("--tune", action="store_true", help="choose the leak weights on the tune half")
     ap.add_argument("--write", action="store_true", help="with --tune: write them to data/output/leak.yaml")
     ap.add_argument("--no-stream", action="store_true", help="skip the streaming figures")
+    ap.add_argument("--window", type=int, default=2048, help="streaming window (characters)")
     args = ap.parse_args()
     prompts, cases = load()
     if args.tune:
@@ -261,7 +264,7 @@ def main() -> None:
         return
     report = evaluate(prompts, cases)
     if not args.no_stream:
-        report["stream"] = stream_figures(prompts, cases)
+        report["stream"] = stream_figures(prompts, cases, args.window)
     json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
     print()
 
