@@ -19,6 +19,24 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
 
+def overall_metrics(tp: int, fp: int, tn: int, fn: int, latencies_ms: list[float], refused: int) -> dict[str, Any]:
+    """The ``overall`` block of a report: TPR, FPR, precision, F1, balanced accuracy, latency, confusion."""
+    tpr = tp / (tp + fn) if tp + fn else 0.0
+    fpr = fp / (fp + tn) if fp + tn else 0.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1 = 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0
+    return {
+        "tpr": round(tpr, 4),
+        "fpr": round(fpr, 4),
+        "precision": round(precision, 4),
+        "f1": round(f1, 4),
+        "balanced_accuracy": round((tpr + (1 - fpr)) / 2, 4),
+        "latency_ms": {"p50": round(percentile(latencies_ms, 50), 3), "p99": round(percentile(latencies_ms, 99), 3)},
+        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+        "refused": refused,
+    }
+
+
 def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[Iterable[Any]], Iterable[Any]] | None
              = None) -> dict[str, Any]:
     """Scan every row and compute the ``aimds eval`` report.
@@ -58,22 +76,9 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
                     rule_fp[rid] += 1
         by_cat[str(row.get("category", "unknown"))].append(int(flagged))
         by_src[str(row.get("source", "unknown"))].append(int(flagged))
-    tpr = tp / (tp + fn) if tp + fn else 0.0
-    fpr = fp / (fp + tn) if fp + tn else 0.0
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    f1 = 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0
     return {
         "n": len(rows),
-        "overall": {
-            "tpr": round(tpr, 4),
-            "fpr": round(fpr, 4),
-            "precision": round(precision, 4),
-            "f1": round(f1, 4),
-            "balanced_accuracy": round((tpr + (1 - fpr)) / 2, 4),
-            "latency_ms": {"p50": round(percentile(lat_ms, 50), 3), "p99": round(percentile(lat_ms, 99), 3)},
-            "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
-            "refused": refused,
-        },
+        "overall": overall_metrics(tp, fp, tn, fn, lat_ms, refused),
         "by_category": {k: {"n": len(v), "flagged_rate": round(sum(v) / len(v), 4)} for k, v in sorted(by_cat.items())},
         "by_source": {k: {"n": len(v), "flagged_rate": round(sum(v) / len(v), 4)} for k, v in sorted(by_src.items())},
         "per_rule_fp": dict(sorted(rule_fp.items(), key=lambda kv: (-kv[1], kv[0]))),

@@ -14,7 +14,7 @@ from typing import Any
 
 from aimds.analyze.session import MemorySessionStore, SessionAnalyzer
 from aimds.errors import AIMDSError
-from aimds.eval.metrics import percentile
+from aimds.eval.metrics import overall_metrics, percentile
 from aimds.pipeline import Guard
 from aimds.types import ScanRequest
 
@@ -89,23 +89,10 @@ def evaluate_sessions(guard: Guard, sessions: Iterable[dict[str, Any]], *, analy
             tn += not flagged_session
         by_cat[str(row.get("category", "unknown"))].append(int(flagged_session))
         by_kind[str(row.get("kind", "unknown"))].append(int(flagged_session))
-    tpr = tp / (tp + fn) if tp + fn else 0.0
-    fpr = fp / (fp + tn) if fp + tn else 0.0
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    f1 = 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0
     return {
         "n": len(rows),
         "mode": "session_analysis" if analysis else "single_message",
-        "overall": {
-            "tpr": round(tpr, 4),
-            "fpr": round(fpr, 4),
-            "precision": round(precision, 4),
-            "f1": round(f1, 4),
-            "balanced_accuracy": round((tpr + (1 - fpr)) / 2, 4),
-            "latency_ms": {"p50": round(percentile(turn_ms, 50), 3), "p99": round(percentile(turn_ms, 99), 3)},
-            "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
-            "refused": refused,
-        },
+        "overall": overall_metrics(tp, fp, tn, fn, turn_ms, refused),
         "turns": len(turn_ms),
         "session_analysis_us": {"p50": round(percentile(session_us, 50), 1),
                                 "p99": round(percentile(session_us, 99), 1), "n": len(session_us)},
