@@ -39,3 +39,13 @@ def test_both_modes_report(guard: Guard) -> None:
     assert off["mode"] == "single_message" and off["session_analysis_us"]["n"] == 0
     assert on["mode"] == "session_analysis" and on["session_analysis_us"]["n"] > 0
     assert on["overall"]["tpr"] >= off["overall"]["tpr"]
+
+
+def test_hard_sessions_need_the_analysis(guard: Guard) -> None:
+    rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
+    hard = [r for r in rows if r["kind"] in ("hard_split_payload", "hard_crescendo")][::8]
+    benign = [r for r in rows if r["kind"].startswith("benign_hard")][::12]
+    off = evaluate_sessions(guard, hard + benign, analysis=False)
+    on = evaluate_sessions(guard, hard + benign, analysis=True)
+    assert off["overall"]["tpr"] <= 0.4 and on["overall"]["tpr"] >= off["overall"]["tpr"] + 0.4
+    assert on["overall"]["fpr"] == 0.0

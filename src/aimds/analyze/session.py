@@ -179,10 +179,15 @@ _NAMED = re2.compile(r"\b([a-z_][a-z0-9_]{0,15}) ?(?:=|:=) ?[" + _Q_OPEN + r"'](
                      + _Q_CLOSE + r"']")
 _LET = re2.compile(r"\b(?:let|set|define|call) ([a-z_][a-z0-9_]{0,15}) (?:be|mean|equal|equal to|stand for|hold) ["
                    + _Q_OPEN + r"']([^" + _Q_CLOSE + r"'\n]{1,300})[" + _Q_CLOSE + r"']")
-_REMEMBER = re2.compile(r"\b(?:remember|memori[sz]e|store|save|keep|note|hold on to)\b[^" + _Q_OPEN + r"\n]{0,40}["
-                        + _Q_OPEN + r"]([^" + _Q_CLOSE + r"\n]{1,300})[" + _Q_CLOSE + r"]")
-_PART = re2.compile(r"\b(?:part|piece|fragment|chunk|segment|section) ?([0-9]+|one|two|three|four|five|a|b|c|d|e) ?"
+_REMEMBER = re2.compile(r"\b(?:remember|memori[sz]e|store|save|keep|note|hold|jot|add|put|list|collect|log|write down)"
+                        r"\b[^" + _Q_OPEN + r"'\n]{0,40}[" + _Q_OPEN + r"']([^" + _Q_CLOSE + r"'\n]{1,300})[" + _Q_CLOSE
+                        + r"']")
+_PART = re2.compile(r"\b(?:part|piece|fragment|chunk|segment|section|word|bit|line) ?"
+                    r"([0-9]+|one|two|three|four|five|a|b|c|d|e) ?"
                     r"[:=-] ?[" + _Q_OPEN + r"']?([^" + _Q_CLOSE + r"'\n]{1,300})")
+#: A quotation opened in one turn and closed in a later one (a payload told as a story over turns).
+_QUOTE = re2.compile(r"[\"“«]([^\"”»]+)[\"”»]")
+_VOCATIVE = re2.compile(r"^\s*(?:dear )?[a-z][a-z'-]{0,20}, ")
 _ORDINAL = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
 
 
@@ -220,6 +225,7 @@ class AnalyzerOptions:
     window: int = 8                 # recent user turns considered
     monitor: float = 0.5            # the policy's flag line (assembled scans must reach it)
     assembly_margin: float = 0.15   # assembled risk must exceed every part's risk by this much
+    unasked_assembly_score: float = 0.4  # fragments assembled without a request to act on them: evidence only
     max_assembled_chars: int = 4000
     crescendo_min_turns: int = 3
     crescendo_min_level: float = 0.45
@@ -230,6 +236,8 @@ class AnalyzerOptions:
     probe_similarity: float = 0.6
     probe_min_cluster: int = 4
     probe_min_pressure: float = 0.25
+    probe_min_tagged: float = 0.5   # share of the near-duplicates that make an attack step (no refusal needed)
+    soft_weight: float = 0.0        # weight of the classifier's raw probability in a turn's level (noisy: 0 on tune)
     anomaly_min_turns: int = 4
     anomaly_z: float = 4.0
     anomaly_min_level: float = 0.4
@@ -318,28 +326,53 @@ class SessionAnalyzer:
             frags += fragments(t.text_norm, i)
         cur_frags = [f for f in frags if f.order[0] % 1000 == len(turns) - 1 or f.order[0] == len(turns) - 1]
         assembling = bool(tags[-1] & {"combine", "execute"})
-        candidates: list[tuple[str, str]] = []
+        asked = bool(tags[-1] & {"execute", "follow_doc"})  # the current turn asks to act on the pieces
+        candidates: list[tuple[str, str, bool]] = []
         if len(frags) >= 2 and (assembling or cur_frags):
             ordered = self._order(frags, turns[-1].text_norm)
-            candidates.append(("fragments", " ".join(f.value for f in ordered)))
+            candidates.append(("fragments", " ".join(f.value for f in ordered), asked))
+        quoted = self._cross_quotes(turns)
+        if quoted:
+            candidates.append(("quotation told over turns", quoted, True))
         parts_risk = max(t.risk for t in turns[-4:]) if turns else 0.0
         if frags:
             parts_risk = max(parts_risk, max(turns[f.order[0] % 1000].risk for f in frags
                                              if f.order[0] % 1000 < len(turns)))
         best: Finding | None = None
-        for how, text in candidates:
+        for how, text, act in candidates:
             text = text[: o.max_assembled_chars]
             verdict = scan(text)
             if verdict.risk >= o.monitor and verdict.risk >= parts_risk + o.assembly_margin:
                 cat = next((c for c in verdict.categories if c is not Category.OBFUSCATION),
                            Category.PROMPT_INJECTION)
-                f = Finding(DETECTOR, "session.split_payload", cat, min(1.0, verdict.risk), 7, None,
+                score = min(1.0, verdict.risk) if act else min(verdict.risk, o.unasked_assembly_score)
+                f = Finding(DETECTOR, "session.split_payload", cat, score, 7, None,
                             excerpt(text, 0, len(text)),
                             f"the {how} of recent turns assembled score {verdict.risk:.2f}; "
-                            f"the riskiest single part scored {parts_risk:.2f}")
+                            f"the riskiest single part scored {parts_risk:.2f}"
+                            + ("" if act else "; no turn asked to act on it yet"))
                 if best is None or f.score > best.score:
                     best = f
         return [best] if best else []
+
+    @staticmethod
+    def _cross_quotes(turns: list[Turn]) -> str:
+        """Quotations that open in one recent turn and close in a later one, joined ("" if none)."""
+        if len(turns) < 3:
+            return ""
+        starts, joined, pos = [], [], 0
+        for t in turns[:-1]:
+            starts.append(pos)
+            joined.append(t.text_norm)
+            pos += len(t.text_norm) + 1
+        text = " ".join(joined)
+        out = []
+        for m in _QUOTE.finditer(text):
+            first = sum(s <= m.start() for s in starts)
+            last = sum(s <= m.end() - 1 for s in starts)
+            if last > first and len(m.group(1)) >= 8:
+                out.append(_VOCATIVE.sub("", m.group(1), count=1))  # "pim, please …" is addressed to a character
+        return " ".join(out)
 
     @staticmethod
     def _order(frags: list[Fragment], current: str) -> list[Fragment]:
@@ -353,10 +386,10 @@ class SessionAnalyzer:
 
     # -- crescendo ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _level(t: Turn) -> float:
+    def _level(self, t: Turn) -> float:
         f = t.features
-        return max(t.risk, f[1] if len(f) > 1 else 0.0, f[2] if len(f) > 2 else 0.0)
+        soft = self.options.soft_weight * f[1] if len(f) > 1 else 0.0
+        return max(t.risk, soft, f[2] if len(f) > 2 else 0.0)
 
     def _crescendo(self, turns: list[Turn]) -> list[Finding]:
         o = self.options
@@ -390,9 +423,10 @@ class SessionAnalyzer:
         members = [turns[i] for i in near] + [turns[-1]]
         refused = sum(t.risk >= o.monitor for t in members[:-1])
         level = max(self._level(t) for t in members)
+        tagged = sum(self.chains.pressure(self.chains.tags(t.text_norm)) >= 0.2 for t in members) / len(members)
         if refused:
             score = 0.8
-        elif level >= o.probe_min_pressure:
+        elif level >= o.probe_min_pressure and tagged >= o.probe_min_tagged:
             score = 0.55
         else:
             return []
