@@ -4,9 +4,10 @@ Store-agnostic: a :class:`SessionStore` keeps each session's recent turns (norma
 risk, features — never the full text) and the :class:`SessionAnalyzer` looks at the history plus
 the current turn for
 
-* ``session.split_payload`` — fragments defined over several turns (``a = "…"``, ``remember "…"``,
-  ``part 2: …``) assembled, and the recent turns concatenated, then scanned again: the whole is
-  riskier than any of its parts;
+* ``session.split_payload`` — fragments defined over several turns (``a = "…"``, ``keep this: "…"``,
+  ``part 2: …``) assembled, and quotations opened in one turn and closed in a later one (a payload
+  told as a story), then scanned again: the whole is riskier than any of its parts. Assembled
+  fragments count fully only once a turn asks to act on them (code that joins two strings does not);
 * ``session.crescendo`` — a pressure trajectory that keeps rising over several turns while each turn
   on its own stays unremarkable;
 * ``session.probing`` — many near-duplicate attempts with small mutations after a refusal;
