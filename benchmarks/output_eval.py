@@ -8,13 +8,15 @@ Reads benchmarks/data/output_leaks.jsonl (built by scripts/gen_output_leaks.py) 
   exfil_output) on the ordinary on-topic answers;
 - ``canary``: recall of the ``canary`` detector (keyed, and keyless) per form;
 - ``stream``: per-chunk cost of :class:`aimds.detect.stream.StreamScanner` at 100-character chunks
-  (p50/p99/max µs) and the detection delay of leaks, in windows.
+  (p50/p99/max/mean µs and chunks over 1 ms; all chunks, chunks without a window scan, chunks that
+  complete a window), in wall-clock time (``chunk_us``) and thread CPU time (``chunk_cpu_us``), and
+  the detection delay of leaks, in windows.
 
 ``--tune`` searches the :class:`~aimds.detect.leak_similarity.LeakWeights` grid on the tune half only
 (highest recall with at most 0.5% false positives there) and prints the choice; ``--write`` stores
 it in src/aimds/data/output/leak.yaml.
 
-    python benchmarks/output_eval.py [--tune [--write]] [--no-stream]
+    python benchmarks/output_eval.py [--tune [--write]] [--no-stream] [--window N] [--stream-reps N]
 """
 
 from __future__ import annotations
@@ -181,38 +183,42 @@ def tune(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dic
             "tune_recall": round(tp / pos, 4), "tune_fpr": round(fp / neg, 4), "tune_pos": pos, "tune_neg": neg}
 
 
-def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]], window: int = 2048
-                   ) -> dict[str, Any]:
-    """Per-chunk cost at 100-character chunks and leak detection delay in windows."""
+def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]], window: int = 2048,
+                   reps: int = 5) -> dict[str, Any]:
+    """Per-chunk cost at 100-character chunks (wall and CPU time; ``reps`` measured passes over the ordinary
+    answers joined, after one warm-up pass) and leak detection delay in windows."""
     from aimds.detect.stream import StreamScanner
 
     answers = [c["response"] for c in cases if c["kind"] == "ordinary"]
     filler = "\n".join(answers)
     out: dict[str, Any] = {}
     warm_up()
-    costs: list[float] = []
-    cheap: list[float] = []
-    windows: list[float] = []
     pid0 = next(iter(prompts))
-    for _rep in range(2):                    # the first pass warms caches; the second is measured
-        costs, cheap, windows = [], [], []
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    for rep in range(1 + reps):              # the first pass warms caches; the others are measured
         scanner = StreamScanner.for_output(system_prompt=prompts[pid0]["system_prompt"], canary_key=EVAL_KEY,
                                            window=window)
         for i in range(0, len(filler), 100):
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             r = scanner.feed(filler[i:i + 100])
-            dt = (time.perf_counter() - t0) * 1e6
-            costs.append(dt)
-            (windows if r.window_scanned else cheap).append(dt)
+            dt, dc = (time.perf_counter() - t0) * 1e6, (time.thread_time() - c0) * 1e6
+            if rep:
+                for kind in ("all_chunks", "window_chunks" if r.window_scanned else "cheap_chunks"):
+                    wall.setdefault(kind, []).append(dt)
+                    cpu.setdefault(kind, []).append(dc)
         scanner.close()
 
     def pct(xs: list[float]) -> dict[str, float]:
         xs = sorted(xs)
         return {"n": len(xs), "p50": round(xs[len(xs) // 2], 1), "p99": round(xs[int(0.99 * len(xs))], 1),
-                "max": round(xs[-1], 1), "mean": round(sum(xs) / len(xs), 1)}
+                "max": round(xs[-1], 1), "mean": round(sum(xs) / len(xs), 1),
+                "over_1ms": sum(x >= 1000 for x in xs)}
 
+    kinds = ("all_chunks", "cheap_chunks", "window_chunks")
     out["chunk_us"] = {"chars": len(filler), "chunk": 100, "window": scanner.window, "overlap": scanner.overlap,
-                       "all_chunks": pct(costs), "cheap_chunks": pct(cheap), "window_chunks": pct(windows)}
+                       "passes": reps, "clock": "wall (perf_counter)", **{k: pct(wall[k]) for k in kinds}}
+    out["chunk_cpu_us"] = {"clock": "thread CPU time (thread_time)", **{k: pct(cpu[k]) for k in kinds}}
     delays: dict[str, list[float]] = defaultdict(list)
     missed: dict[str, int] = defaultdict(int)
     for c in cases:
@@ -240,6 +246,7 @@ def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any
     out["delay_windows"] = {k: {"n": len(v), "max": round(max(v), 3), "mean": round(sum(v) / len(v), 3)}
                             for k, v in sorted(delays.items())}
     out["stream_missed"] = dict(missed)
+    out["max_delay_windows"] = max((max(v) for v in delays.values()), default=0.0)
     return out
 
 
@@ -250,6 +257,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="with --tune: write them to data/output/leak.yaml")
     ap.add_argument("--no-stream", action="store_true", help="skip the streaming figures")
     ap.add_argument("--window", type=int, default=2048, help="streaming window (characters)")
+    ap.add_argument("--stream-reps", type=int, default=5, help="measured passes for the per-chunk cost")
     args = ap.parse_args()
     prompts, cases = load()
     if args.tune:
@@ -264,7 +272,7 @@ def main() -> None:
         return
     report = evaluate(prompts, cases)
     if not args.no_stream:
-        report["stream"] = stream_figures(prompts, cases, args.window)
+        report["stream"] = stream_figures(prompts, cases, args.window, args.stream_reps)
     json.dump(report, sys.stdout, indent=1, ensure_ascii=False)
     print()
 

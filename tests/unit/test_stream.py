@@ -8,8 +8,13 @@ import time
 
 import pytest
 
+from aimds.detect import stream as stream_mod
+from aimds.detect.leak_similarity import HOLD_CHARS, RunningSimilarity, compare, fold_light, list_items_count, profile
+from aimds.detect.output import default_leak_weights
+from aimds.detect.secrets import SecretsDetector
 from aimds.detect.signature_detector import SignatureDetector
 from aimds.detect.stream import StreamScanner
+from aimds.normalize.fold import fold
 from aimds.pipeline import Guard
 from aimds.respond.canary import issue
 from aimds.types import Category
@@ -128,3 +133,137 @@ def test_per_chunk_cost() -> None:
         if not r.window_scanned:
             cheap.append(time.perf_counter() - t0)
     assert statistics.median(cheap) < 1e-3
+
+
+# -- incremental scanning ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["verbatim", "partial", "paraphrase", "translated_fr"])
+def test_plain_leaks_reported_by_the_chunk_that_completes_them(variant: str) -> None:
+    """The prompt similarity is kept per chunk: no waiting for the window to complete."""
+    pre = FILLER[:1234] + "\n"
+    text = pre + LEAKS[variant] + "\n" + FILLER[:3000]
+    at, found = _stream(_scanner(), text)
+    assert at is not None
+    assert at - (len(pre) + len(LEAKS[variant])) <= 100 + HOLD_CHARS, variant
+    assert any(f.detector == "prompt_leak_output" and f.view == "stream" for f in found)
+
+
+@pytest.mark.parametrize("chunk", [1, 37, 100, 333])
+@pytest.mark.parametrize("shift", [0, 300, 700, 1000])
+def test_leak_across_chunk_and_window_boundaries(chunk: int, shift: int) -> None:
+    """A leak cut by chunk ends and by a window boundary (at every position) is still reported within one window."""
+    for variant in ("paraphrase", "base64"):
+        pre = FILLER[:1024 + shift]
+        text = pre + " " + LEAKS[variant] + " " + FILLER[:2500]
+        sc = _scanner()
+        at, found = _stream(sc, text, chunk)
+        assert at is not None, (variant, chunk, shift)
+        assert at - (len(pre) + 1 + len(LEAKS[variant])) <= sc.window + chunk, (variant, chunk, shift)
+        assert any(f.category is Category.PROMPT_LEAK and f.score >= 0.75 for f in found)
+
+
+def test_base64_leak_and_canary_found_in_the_window_that_ends_after_them() -> None:
+    sc = _scanner()
+    b64 = base64.b64encode(f"{BODY}\nref {CANARY.token}".encode()).decode()
+    pre = FILLER[:999] + " "                   # the windows end at chunk ends: 1000, 2000, ...
+    at, found = _stream(sc, pre + b64 + "\n" + FILLER[:3000])
+    assert at is not None and at - (len(pre) + len(b64)) <= sc.window
+    assert any(f.rule_id == "canary.verified" and "decoded" in f.view for f in found)
+    assert any(f.detector == "prompt_leak_output" and "base64" in f.view for f in found)
+
+
+def test_windows_end_at_chunk_boundaries() -> None:
+    """At steady 100-character chunks a 1,024-character window ends after 1,000: in the chunk that fills it, not
+    in the next one (whatever it holds is then reported less than one window after it ends)."""
+    sc = _scanner()
+    scanned = [r.offset for r in (sc.feed(FILLER[i:i + 100]) for i in range(0, 5000, 100)) if r.window_scanned]
+    assert scanned == [1000, 2000, 3000, 4000, 5000]
+
+
+def test_light_windows_do_not_renormalise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the output detectors (and secrets), a window scan folds no text twice: no full normalise."""
+    def boom(*_: object, **__: object) -> None:
+        raise AssertionError("normalize() called by a light window")
+
+    monkeypatch.setattr(stream_mod, "normalize", boom)
+    sc = StreamScanner([*_scanner().detectors, SecretsDetector()], window=1024, overlap=256, system_prompt=PROMPT)
+    at, _ = _stream(sc, FILLER[:4000])
+    assert at is None
+    at, _ = _stream(StreamScanner([SecretsDetector()], window=1024, overlap=256, system_prompt=PROMPT),
+                    FILLER[:900] + LEAKS["verbatim"] + FILLER[:2000])
+    assert at is not None
+
+
+def test_one_leak_is_not_reported_chunk_after_chunk() -> None:
+    sc = _scanner()
+    found = []
+    for i in range(0, len(text := FILLER[:800] + LEAKS["verbatim"] * 2 + FILLER[:800]), 50):
+        found += sc.feed(text[i:i + 50]).findings
+    leaks = [f for f in found if f.detector == "prompt_leak_output" and f.view == "stream"]
+    assert 1 <= len(leaks) <= 2, [f.score for f in leaks]
+
+
+@pytest.mark.parametrize("chunk", [1, 13, 100])
+def test_running_similarity_matches_compare(chunk: int) -> None:
+    """The per-segment evidence adds up to what compare() finds on the whole text."""
+    weights = default_leak_weights()
+    prof = profile(PROMPT)
+    for text in [*LEAKS.values(), *ORDINARY, FILLER[:3000], "Fine. " + LEAKS["translated_fr"]]:
+        ref = compare(prof, fold(text).text, list_items=list_items_count(text))
+        run = RunningSimilarity(prof, 10**9)
+        pending = 0
+        for i in range(0, len(text), chunk):
+            part = text[pending:i + chunk]
+            cut = run.cut(part, final=i + chunk >= len(text))
+            run.add(part[:cut], pending)
+            pending += cut
+        sim, (s, e) = run.similarity()
+        assert (sim.run, sim.containment, sim.distinctive, sim.strong, sim.structure) == \
+            (ref.run, ref.containment, ref.distinctive, ref.strong, ref.structure), text[:40]
+        assert weights.score(sim) == weights.score(ref)
+        assert 0 <= s <= e <= len(text)
+
+
+def test_running_similarity_forgets_what_left_the_span() -> None:
+    prof = profile(PROMPT)
+    run = RunningSimilarity(prof, 600)
+    run.add(LEAKS["verbatim"] + "\n", 0)
+    assert run.similarity()[0].run >= 12
+    pos = len(LEAKS["verbatim"]) + 1
+    for i in range(0, 3000, 100):
+        part = FILLER[i:i + 100]
+        cut = run.cut(part)
+        run.add(part[:cut], pos)
+        pos += cut
+    sim, _ = run.similarity()
+    assert sim.run < 12 and sim.containment < 0.05 and run.start >= pos - 700
+
+
+@pytest.mark.parametrize("text", [
+    "Plain ASCII text, with punctuation: (and) more.",
+    "Crème fraîche, Größe, ﬁne, Ｆｕｌｌ ｗｉｄｔｈ and e\u0301te",
+    "Mixed-script Cаllе and раypal next to English words",
+    "ze\u200bro wi\u00addth 🎨x İstanbul ß привет мир",
+    "tag \U000e0068\U000e0069 and ᴀʙᴄ small capitals",
+])
+def test_fold_light_is_fold(text: str) -> None:
+    """Same text and offsets as the normaliser's fold (texts without whitespace runs: fold collapses those)."""
+    folded, offsets = fold_light(text)
+    ref = fold(text)
+    assert folded == ref.text
+    ref_off = tuple(range(len(text) + 1)) if ref.offsets is None else tuple(ref.offsets.tolist())
+    assert (offsets or tuple(range(len(text) + 1))) == ref_off
+
+
+def test_window_chunks_cost_well_under_a_millisecond() -> None:
+    """CPU time per chunk (thread_time: not the machine's load): window-completing chunks too."""
+    sc = _scanner()
+    sc.feed(FILLER[:100])
+    cheap, window = [], []
+    for i in range(100, 30_100, 100):
+        t0 = time.thread_time()
+        r = sc.feed(FILLER[i % 5000:i % 5000 + 100])
+        (window if r.window_scanned else cheap).append(time.thread_time() - t0)
+    assert len(window) >= 25
+    assert statistics.median(window) < 0.6e-3 and statistics.median(cheap) < 0.3e-3

@@ -19,8 +19,10 @@ read (a leak after that many words in one view is not seen by this check; the ca
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+from bisect import bisect_left
+from collections import OrderedDict, deque
 from dataclasses import dataclass
+from functools import cache
 from threading import Lock
 
 import re2
@@ -303,3 +305,261 @@ def _word_start(text: str, words: list[str], i: int) -> int:
 
 def _word_end(text: str, words: list[str], i: int) -> int:
     return max(0, _locate(text, words, i)) + len(words[i])
+
+
+# --- incremental comparison over a stream -----------------------------------------------------------
+
+#: Characters of a word held back at most before a stream segment is cut inside it.
+HOLD_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """One committed piece of the stream, folded, with what it holds of the prompt's evidence."""
+
+    start: int                   # stream offset of its first original character
+    end: int
+    folded: str
+    offsets: tuple[int, ...] | None   # folded index -> offset in the segment's original text (None: identity)
+    first_word: int              # stream index of its first word
+    words: tuple[str, ...]
+    tokens: frozenset[str]       # the prompt's distinctive tokens it holds
+    numbers: frozenset[str]      # the prompt's number keys it holds
+    items: int                   # list items starting in it
+
+    def to_stream(self, i: int) -> int:
+        """Stream offset of folded character ``i``."""
+        if self.offsets is None:
+            return self.start + min(i, self.end - self.start)
+        return self.start + self.offsets[max(0, min(i, len(self.offsets) - 1))]
+
+
+_NON_ASCII_WORD = re2.compile(r"\S*[^\x00-\x7f]\S*")
+#: Above this many words that need the full fold, a text is folded whole.
+_MAX_HARD_WORDS = 128
+
+
+@cache
+def _plain_char(ch: str) -> bool:
+    """Whether a folded non-ASCII character is left alone by fold's later steps (no combining mark, no look-alike)."""
+    from aimds.normalize.fold import CONF, MARK, tables
+
+    return not int(tables().cls[ord(ch)]) & (CONF | MARK)
+
+
+def fold_light(text: str) -> tuple[str, tuple[int, ...] | None]:
+    """:func:`~aimds.normalize.fold.fold` of ``text`` with whitespace runs kept, and its offsets (``len + 1``
+    entries; None for the identity), without fold's fixed cost (~0.1–0.5 ms even for a few words).
+
+    Folding is local to a word: ASCII stretches need only the table (one ``str.translate``), and so do
+    words whose folded characters fold no further (accented letters, emoji, other scripts); the words
+    with combining marks or look-alike letters go through ``fold`` (in one call)."""
+    from aimds.normalize.fold import tables
+
+    t = tables()
+    if text.isascii():
+        low = text.translate(t.ascii_fold)
+        if len(low) == len(text):
+            return low, None
+    parts: list[str] = []
+    offsets: list[int] = []
+    hard: list[tuple[int, int, int]] = []        # (index in parts, start, end) of words left for fold()
+    pos = 0
+    for m in _NON_ASCII_WORD.finditer(text):
+        a, b = m.span()
+        stretch = text[pos:a].translate(t.ascii_fold)
+        if len(stretch) != a - pos:
+            return _fold_whole(text)             # ASCII controls dropped: fold the whole text
+        parts.append(stretch)
+        offsets.extend(range(pos, a))
+        word = text[a:b]
+        out = word.translate(t.fold)
+        if all(ch < "\x80" or _plain_char(ch) for ch in out):
+            parts.append(out)
+            if len(out) == b - a:
+                offsets.extend(range(a, b))
+            else:
+                for k, ch in enumerate(word):
+                    offsets.extend([a + k] * len(t.fold.get(ord(ch), ch)))
+        else:
+            hard.append((len(parts), a, b))
+            parts.append("")
+            offsets.append(-1)                    # a marker, replaced below
+            if len(hard) > _MAX_HARD_WORDS:
+                return _fold_whole(text)
+        pos = b
+    stretch = text[pos:].translate(t.ascii_fold)
+    if len(stretch) != len(text) - pos:
+        return _fold_whole(text)
+    parts.append(stretch)
+    offsets.extend(range(pos, len(text)))
+    if hard:
+        f = fold(" ".join(text[a:b] for _, a, b in hard), with_signals=False)
+        foff = list(range(len(f.text) + 1)) if f.offsets is None else f.offsets.tolist()
+        filled: list[int] = []
+        j = k = 0
+        for i, a, b in hard:
+            lo, hi = bisect_left(foff, j, 0, len(foff) - 1), bisect_left(foff, j + b - a, 0, len(foff) - 1)
+            parts[i] = f.text[lo:hi]
+            marker = offsets.index(-1, k)
+            filled.extend(offsets[k:marker])
+            filled.extend(a + o - j for o in foff[lo:hi])
+            k, j = marker + 1, j + b - a + 1
+        offsets = filled + offsets[k:]
+    offsets.append(len(text))
+    return "".join(parts), tuple(offsets)
+
+
+def _fold_whole(text: str) -> tuple[str, tuple[int, ...] | None]:
+    f = fold(text, with_signals=False)
+    return f.text, None if f.offsets is None else tuple(f.offsets.tolist())
+
+
+class RunningSimilarity:
+    """:func:`compare` of the last ``span`` characters of a stream with the prompt, kept up to date
+    segment by segment: each character is folded and tokenised once, and the window's evidence is the
+    union of its segments' (shingle hits, distinctive tokens, numbers, list items).
+
+    The caller commits text with :meth:`add` (``text`` starting at stream offset ``start``); words
+    cut by a segment boundary should be avoided (:meth:`cut` finds where to cut). :meth:`similarity`
+    gives the evidence over the segments that end within the last ``span`` characters.
+    """
+
+    def __init__(self, prof: PromptProfile, span: int) -> None:
+        self.prof = prof
+        self.span = span
+        self._segs: deque[_Segment] = deque()
+        self._hits: deque[tuple[int, int]] = deque()     # (stream word index of a shingle, its hash)
+        self._tail: tuple[str, ...] = ()                  # the last words, for shingles and phrases across segments
+        self._nwords = 0
+        self._end = 0
+        self._line_start = True
+        self._single = frozenset(t for t in prof.distinctive if " " not in t)
+        self._phrases = tuple(t for t in prof.distinctive if " " in t)
+        self._keep = max([SHINGLE - 1] + [len(p.split()) for p in self._phrases])
+
+    @property
+    def end(self) -> int:
+        """Stream offset up to which text has been committed."""
+        return self._end
+
+    @staticmethod
+    def cut(text: str, final: bool = False) -> int:
+        """Where to end the next segment of uncommitted ``text``: after its last whitespace, or everything
+        when ``final`` or when the word held back would be longer than :data:`HOLD_CHARS`."""
+        if final:
+            return len(text)
+        i = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"))
+        if len(text) - (i + 1) > HOLD_CHARS:
+            return len(text)
+        cut = i + 1
+        while cut > 0:      # numbers written with spaces ("2 500") stay in one segment
+            head = text[:cut].rstrip()
+            j = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+            tok = head[j + 1:].strip(_JOINERS + ",;")
+            if not (tok and _numeric(tok)) or len(text) - (j + 1) > HOLD_CHARS:
+                break
+            cut = j + 1
+        return cut
+
+    def add(self, text: str, start: int) -> bool:
+        """Commit ``text`` (stream offset ``start``); whether it added any evidence."""
+        if not text:
+            return False
+        folded, offsets = fold_light(text)
+        words = _words(folded)
+        prof = self.prof
+        first = self._nwords
+        ctx = self._tail + tuple(words)
+        base = first - len(self._tail)
+        hit = False
+        for j, h in enumerate(_shingles(list(ctx))):
+            if h is not None and h in prof.shingles and base + j >= first - (SHINGLE - 1):
+                self._hits.append((base + j, h))
+                hit = True
+        comps = _compounds(folded)
+        present = set(words)
+        present.update(comps)
+        tokens = set(self._single & present)
+        if self._phrases:
+            joined = " ".join(ctx)
+            tokens.update(p for p in self._phrases if p in joined)
+        numbers: frozenset[str] = frozenset()
+        if prof.numbers and any(d in folded for d in "0123456789"):
+            numbers = frozenset(_number_keys(comps) & prof.numbers)
+        body = text if self._line_start else text.partition("\n")[2]
+        items = list_items_count(body) if prof.list_items >= 3 else 0
+        self._line_start = text.endswith("\n")
+        self._segs.append(_Segment(start, start + len(text), folded, offsets, first, tuple(words),
+                                   frozenset(tokens), numbers, items))
+        self._nwords += len(words)
+        self._tail = ctx[-self._keep:]
+        self._end = start + len(text)
+        self._drop()
+        return hit or bool(tokens) or bool(numbers) or bool(items)
+
+    def _drop(self) -> None:
+        """Forget the segments (and shingle hits) wholly before the last ``span`` characters."""
+        low = self._end - self.span
+        while len(self._segs) > 1 and self._segs[0].end <= low:
+            self._segs.popleft()
+        first = self._segs[0].first_word if self._segs else self._nwords
+        while self._hits and self._hits[0][0] < first:
+            self._hits.popleft()
+
+    @property
+    def start(self) -> int:
+        """Stream offset where the compared span starts."""
+        return self._segs[0].start if self._segs else self._end
+
+    def similarity(self) -> tuple[Similarity, tuple[int, int]]:
+        """The evidence over the span, and where it lies (stream offsets: from the first segment holding a
+        distinctive token or the longest verbatim run to the last; the whole span when there is neither)."""
+        prof = self.prof
+        found: set[int] = set()
+        best, best_at, run_start, run_end = 0, (0, 0), -1, -1
+        for i, h in self._hits:
+            found.add(h)
+            if run_end < i:
+                run_start = i
+            run_end = i + SHINGLE - 1
+            if run_end - run_start + 1 > best:
+                best, best_at = run_end - run_start + 1, (run_start, run_end)
+        containment = len(found) / len(prof.shingles) if prof.shingles else 0.0
+        hits: set[str] = set()
+        nums: set[str] = set()
+        items = 0
+        first_tok = last_tok = None
+        for seg in self._segs:
+            if seg.tokens:
+                hits |= seg.tokens
+                first_tok = first_tok or seg
+                last_tok = seg
+            nums |= seg.numbers
+            items += seg.items
+        strong = sum(1 for t in hits if t not in prof.weak)
+        got = strong + WEAK_WEIGHT * (len(hits) - strong) + len(nums)
+        strong += len(nums)
+        total = len(prof.distinctive) - (1 - WEAK_WEIGHT) * len(prof.weak) + len(prof.numbers)
+        structure = 0.0
+        if items >= 3 and prof.list_items >= 3:
+            structure = min(items, prof.list_items) / max(items, prof.list_items)
+        where = (self.start, self._end)
+        if first_tok is not None and last_tok is not None:
+            where = (first_tok.start, last_tok.end)
+        if best >= SHINGLE:
+            run_at = (self._word_offset(best_at[0], False), self._word_offset(best_at[1], True))
+            where = run_at if first_tok is None else (min(where[0], run_at[0]), max(where[1], run_at[1]))
+        sim = Similarity(round(containment, 4), best, (0, 0), round(got / total, 4) if total else 0.0,
+                         got, strong, round(structure, 4), None)
+        return sim, where
+
+    def _word_offset(self, i: int, end: bool) -> int:
+        """Stream offset of the start (or end) of stream word ``i``."""
+        for seg in self._segs:
+            k = i - seg.first_word
+            if 0 <= k < len(seg.words):
+                words = list(seg.words)
+                pos = _word_end(seg.folded, words, k) if end else _word_start(seg.folded, words, k)
+                return seg.to_stream(pos - 1) + 1 if end else seg.to_stream(pos)
+        return self._end if end else self.start

@@ -152,11 +152,12 @@ class PromptLeakOutputDetector(Detector):
             return []
         return self.compare(views, prompt)
 
-    def compare(self, views: Views, prompt: str) -> list[Finding]:
-        """The leak finding for ``views`` against ``prompt`` (no direction check; the stream scanner calls it)."""
+    def compare(self, views: Views, prompt: str, *, plain: bool = True) -> list[Finding]:
+        """The leak finding for ``views`` against ``prompt`` (no direction check; the stream scanner calls it,
+        with ``plain=False``: the folded text as it is is left out, only its decoded and transformed forms)."""
         prof = profile(prompt)
         best: tuple[float, Similarity, View, str] | None = None
-        for view, text, how, items in self._candidates(views):
+        for view, text, how, items in self._candidates(views, plain=plain):
             sim = compare(prof, text, list_items=items)
             score = self.weights.score(sim)
             if best is None or score > best[0]:
@@ -186,7 +187,7 @@ class PromptLeakOutputDetector(Detector):
         )]
 
     @staticmethod
-    def _candidates(views: Views) -> list[tuple[View, str, str, int | None]]:
+    def _candidates(views: Views, *, plain: bool = True) -> list[tuple[View, str, str, int | None]]:
         """(view, text to compare, transform, list items): folded, decoded, then rot13 / reversed forms.
 
         The whole folded text is compared in rot13 or reversed form only when the normaliser saw such
@@ -195,7 +196,7 @@ class PromptLeakOutputDetector(Detector):
         """
         folded = views.get("folded")
         out: list[tuple[View, str, str, int | None]] = []
-        if folded is not None:
+        if folded is not None and plain:
             out.append((folded, folded.text, "plain", list_items_count(views.original)))
         out.extend((v, v.text, "plain", None) for v in views.views if v.name == "decoded")
         if folded is not None:

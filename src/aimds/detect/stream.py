@@ -1,18 +1,29 @@
 """Streaming output scanning: sliding windows over a response as it is generated, without buffering it.
 
-:class:`StreamScanner` keeps at most ``window + overlap + one chunk`` characters. Two kinds of checks:
+:class:`StreamScanner` keeps at most ``window + overlap + one chunk`` characters, and spreads the work
+so that no chunk pays for a whole window at once (100-character chunks: well under 1 ms each):
 
-- **per chunk** (cheap, RE2 over the new chunk plus the ``overlap`` characters before it): canary
-  tokens (plain, upper-cased, rot13, reversed, spaced), exfiltration beacons (markdown/HTML URLs
-  carrying data), secrets, and a verbatim run of the system prompt;
-- **per completed window** (``window`` characters, plus the ``overlap`` before it): the full
-  normalisation (decoded base64/hex/URL escapes…) and the output detectors on it — the system-prompt
-  similarity (paraphrase, translation, encodings), canaries in decoded views, beacons — or, when
-  built on a :class:`~aimds.pipeline.Guard`, the guard's whole pipeline on the window.
+- **per chunk**, on the new text only (each character is handled once):
+  - RE2 over the chunk plus the ``overlap`` characters before it: canary tokens (plain, upper-cased,
+    rot13, reversed, spaced), exfiltration beacons (markdown/HTML URLs carrying data), secrets;
+  - the system-prompt similarity, incrementally (:class:`~aimds.detect.leak_similarity.RunningSimilarity`):
+    the new words are folded and tokenised once, their evidence (shingle hits, distinctive tokens,
+    numbers, list items) kept per segment, and the last ``window + overlap`` characters judged as a
+    whole — verbatim, partial, paraphrased and translated leaks are reported by the chunk that
+    completes the evidence (a word cut by the chunk end waits for the next chunk, at most
+    :data:`~aimds.detect.leak_similarity.HOLD_CHARS` characters);
+- **per completed window** (``window`` characters, plus the ``overlap`` before it): what needs the
+  window whole — the decoders (base64/hex/URL escapes…, rot13/Caesar/reversed stretches), and on what
+  they decode the system-prompt similarity and the canaries; beacons and secrets on the window. The
+  plain text's similarity is not recomputed (the per-chunk evidence covers it). With detectors
+  other than the output ones (canary, prompt_leak_output, exfil_output, PII/secrets), or when built
+  on a :class:`~aimds.pipeline.Guard`, the window gets the full normalisation and every detector
+  (the guard's whole pipeline).
 
-A leak is therefore reported by the chunk that completes it (cheap checks) or at the latest when the
-window it ends in completes: within one window of its appearance. ``overlap`` must be at least the
-longest thing to see whole (a canary token: :data:`aimds.respond.canary.MAX_MATCH_LEN`; a beacon URL).
+A leak is therefore reported by the chunk that completes it or at the latest when the window it ends
+in completes: within one window of its appearance (a window ends early, at a chunk boundary, when the
+next chunk of the same size would overrun it). ``overlap`` must be at least the longest thing to
+see whole (a canary token: :data:`aimds.respond.canary.MAX_MATCH_LEN`; a beacon URL).
 :meth:`StreamScanner.close` scans the unfinished last window.
 """
 
@@ -24,9 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from aimds.detect.base import Detector, ScanContext
 from aimds.detect.entities import find_entities
-from aimds.detect.leak_similarity import longest_run, profile
+from aimds.detect.evidence import excerpt
+from aimds.detect.leak_similarity import RunningSimilarity, fold_light, profile
 from aimds.detect.output import CanaryDetector, ExfilOutputDetector, PromptLeakOutputDetector
+from aimds.detect.pii import EntityDetector
 from aimds.normalize import normalize
+from aimds.normalize.decoders import decode_views
+from aimds.normalize.views import Limits, View, Views
 from aimds.respond import canary as canaries
 from aimds.types import Category, Direction, Finding, ScanRequest, Span
 
@@ -37,6 +52,8 @@ DEFAULT_WINDOW = 2048
 DEFAULT_OVERLAP = 512
 #: Findings at or above this score abort the stream (the default policy's block threshold).
 DEFAULT_ABORT_AT = 0.75
+#: Detectors whose window scan needs only the original text, the folded view and the decoded views.
+_WINDOW_LIGHT = (CanaryDetector, PromptLeakOutputDetector, ExfilOutputDetector, EntityDetector)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,11 @@ class StreamScanner:
         sp = meta.get("system_prompt")
         self.system_prompt = sp if isinstance(sp, str) and sp.strip() else None
         self._profile = profile(self.system_prompt) if self.system_prompt else None
+        self._running = RunningSimilarity(self._profile, window + overlap) if self._profile is not None else None
+        self._leak_reported: tuple[float, int] | None = None   # (score, span end) of the last similarity finding
+        # Light windows: the output detectors only, so the window needs no full normalisation.
+        self._light = self.guard is None and all(isinstance(d, _WINDOW_LIGHT) for d in detectors)
+        self._limits = Limits()
         self._buf = ""            # text from self._base on
         self._base = 0            # stream offset of self._buf[0]
         self._win_start = 0       # stream offset where the current window starts
@@ -142,11 +164,18 @@ class StreamScanner:
         if self.cheap_checks and chunk:
             start = max(self._base, self._offset - len(chunk) - self.overlap)
             new += self._cheap(self._buf[start - self._base:], start)
+        new += self._advance(final=False)
         scanned = False
         while self._offset - self._win_start >= self.window:
             end = self._win_start + self.window
             new += self._scan_window(end)
             self._win_start = end
+            scanned = True
+        if chunk and self._win_start < self._offset and self._offset - self._win_start + len(chunk) > self.window:
+            # The next chunk (if no longer than this one) would complete the window inside itself: the
+            # window ends here instead, so what it holds is reported within one window of its end.
+            new += self._scan_window(self._offset)
+            self._win_start = self._offset
             scanned = True
         self._trim()
         return self._result(new, scanned)
@@ -156,7 +185,7 @@ class StreamScanner:
         if self._closed:
             return StreamResult(self._aborted, (), self._offset)
         self._closed = True
-        new: list[Finding] = []
+        new: list[Finding] = self._advance(final=True)
         scanned = False
         if self._offset > self._win_start or self._offset == 0:
             new = self._scan_window(self._offset)
@@ -181,6 +210,8 @@ class StreamScanner:
     def _trim(self) -> None:
         """Keep only what the next window scan and the next cheap check need."""
         keep_from = max(self._base, self._win_start - self.overlap)
+        if self._running is not None:
+            keep_from = min(keep_from, self._running.end)   # the uncommitted tail of a word
         if keep_from > self._base:
             self._buf = self._buf[keep_from - self._base:]
             self._base = keep_from
@@ -199,13 +230,33 @@ class StreamScanner:
             out.append(Finding("secrets", ent.id, Category.SECRET, ent.score, 8,
                                Span(base + ent.start, base + ent.end), f"{ent.type} ({ent.end - ent.start} chars)",
                                f"{ent.type} in the stream", "stream"))
-        if self._profile is not None:
-            run, (s, e) = longest_run(self._profile, low)
-            if run >= self.leak.weights.run_words:
-                out.append(Finding(self.leak.name, "prompt_leak.verbatim_run", Category.PROMPT_LEAK, 0.9, 9,
-                                   Span(base + s, base + e), "",
-                                   f"{run} consecutive words of the system prompt in the stream", "stream"))
         return out
+
+    def _advance(self, final: bool) -> list[Finding]:
+        """Commit the new text (up to its last whole word) to the running similarity; a finding when the
+        last ``window + overlap`` characters now repeat the prompt (and did not already, as strongly)."""
+        run = self._running
+        if run is None or self.leak is None:
+            return []
+        pending = self._buf[run.end - self._base:]
+        cut = run.cut(pending, final)
+        if not cut or not run.add(pending[:cut], run.end):
+            return []
+        sim, (s, e) = run.similarity()
+        score = self.leak.weights.score(sim)
+        if score < 0.8:
+            return []
+        last = self._leak_reported
+        if last is not None and last[1] > run.start and (score < 1.0 or last[0] >= 1.0):
+            return []                       # the same leak, already reported (again only once it is certain)
+        self._leak_reported = (score, e)
+        e = max(min(e, run.end), s)
+        why = (f"the stream repeats the system prompt: longest verbatim run {sim.run} words, "
+               f"{sim.containment:.0%} of its word shingles, {sim.distinctive_count:g} distinctive tokens "
+               f"({sim.distinctive:.0%}), list structure {sim.structure:.2f}; in the last {run.end - run.start} "
+               "characters")
+        return [Finding(self.leak.name, "prompt_leak.similarity", Category.PROMPT_LEAK, score, 9, Span(s, e),
+                        excerpt(self._buf, max(s - self._base, 0), max(e - self._base, 0)), why, "stream")]
 
     def _scan_window(self, end: int) -> list[Finding]:
         """The full scan of ``[window start - overlap, end)``."""
@@ -214,9 +265,21 @@ class StreamScanner:
         if not text:
             return []
         request = replace(self.request, text=text)
-        views = normalize(text)
         ctx = ScanContext(request)
         found: list[Finding] = []
+        if self._light:
+            views = self._window_views(text)
+            for d in [*self.detectors, *(d for d in (self.canary, self.leak, self.exfil) if d not in self.detectors)]:
+                if isinstance(d, PromptLeakOutputDetector):
+                    if self.system_prompt is not None:   # the plain text's similarity is kept per chunk
+                        found += d.compare(views, self.system_prompt, plain=False)
+                elif isinstance(d, CanaryDetector) and self.cheap_checks and views.views[1].offsets is None:
+                    # ASCII window: its folded view is the lower-cased text the per-chunk check already read
+                    found += d.scan(replace(views, views=views.views[2:]), ctx)
+                else:
+                    found += d.scan(views, ctx)
+            return [_shift(f, start) for f in found]
+        views = normalize(text)
         if self.guard is not None:
             found += self.guard.scan(request).findings
         else:
@@ -226,6 +289,20 @@ class StreamScanner:
             if d not in self.detectors:
                 found += d.scan(views, ctx)
         return [_shift(f, start) for f in found]
+
+    def _window_views(self, text: str) -> Views:
+        """Original, folded and decoded views of a window (no leet/despaced views: no light detector reads them)."""
+        folded = folded_view(text)
+        dec = decode_views(text, folded, self._limits)
+        return Views(original=text, views=(View("original", text), folded, *dec.views), signals=tuple(dec.signals),
+                     truncated=bool(dec.notes), notes=tuple(dec.notes))
+
+
+def folded_view(text: str) -> View:
+    """The folded view of ``text`` (:func:`~aimds.detect.leak_similarity.fold_light`: as ``fold`` makes it,
+    whitespace runs kept, without its fixed cost)."""
+    folded, offsets = fold_light(text)
+    return View("folded", folded, offsets)
 
 
 def _shift(f: Finding, base: int) -> Finding:

@@ -233,6 +233,6 @@ class _DuplexSSE(Response):
 def _scanner(svc: Any, system_prompt: str | None) -> StreamScanner:
     detectors = [CanaryDetector(key=svc.canary_key), PromptLeakOutputDetector(), ExfilOutputDetector(),
                  SecretsDetector()]
-    # 1,024-character windows: a window scan costs ~0.8 ms (p50) instead of ~1.2 ms at 2,048, and a leak is seen
-    # sooner (`benchmarks/output_eval.py --window 1024`)
+    # 1,024-character windows: encoded leaks are seen sooner than at 2,048, and no chunk pays for much text at once
+    # (the output detectors only: the scanner's light windows; `benchmarks/output_eval.py --window 1024`)
     return StreamScanner(detectors, system_prompt=system_prompt, window=STREAM_WINDOW)
