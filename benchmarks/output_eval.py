@@ -183,12 +183,19 @@ def tune(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]]) -> dic
             "tune_recall": round(tp / pos, 4), "tune_fpr": round(fp / neg, 4), "tune_pos": pos, "tune_neg": neg}
 
 
+def _api_scanner(system_prompt: str, window: int) -> Any:
+    """A stream scanner with the detectors of ``POST /v1/detect/output/stream`` (output checks and secrets)."""
+    from aimds.detect.secrets import SecretsDetector
+    from aimds.detect.stream import StreamScanner
+
+    return StreamScanner([CanaryDetector(key=EVAL_KEY), PromptLeakOutputDetector(), ExfilOutputDetector(),
+                          SecretsDetector()], system_prompt=system_prompt, window=window)
+
+
 def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]], window: int = 2048,
                    reps: int = 5) -> dict[str, Any]:
     """Per-chunk cost at 100-character chunks (wall and CPU time; ``reps`` measured passes over the ordinary
-    answers joined, after one warm-up pass) and leak detection delay in windows."""
-    from aimds.detect.stream import StreamScanner
-
+    answers joined, after one warm-up pass) and leak detection delay in windows, with the API's detectors."""
     answers = [c["response"] for c in cases if c["kind"] == "ordinary"]
     filler = "\n".join(answers)
     out: dict[str, Any] = {}
@@ -197,8 +204,7 @@ def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     for rep in range(1 + reps):              # the first pass warms caches; the others are measured
-        scanner = StreamScanner.for_output(system_prompt=prompts[pid0]["system_prompt"], canary_key=EVAL_KEY,
-                                           window=window)
+        scanner = _api_scanner(prompts[pid0]["system_prompt"], window)
         for i in range(0, len(filler), 100):
             c0, t0 = time.thread_time(), time.perf_counter()
             r = scanner.feed(filler[i:i + 100])
@@ -222,11 +228,10 @@ def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any
     delays: dict[str, list[float]] = defaultdict(list)
     missed: dict[str, int] = defaultdict(int)
     for c in cases:
-        if c["split"] != "eval" or c["label"] != 1 or c["variant"] not in ("verbatim", "partial", "paraphrase",
-                                                                           "translated", "base64", "plain"):
+        if c["split"] != "eval" or c["label"] != 1:
             continue
         sp = prompts[c["prompt_id"]]["system_prompt"]
-        scanner = StreamScanner.for_output(system_prompt=sp, canary_key=EVAL_KEY, window=window)
+        scanner = _api_scanner(sp, window)
         pre = answers[hash(c["response"]) % len(answers)] + "\n\n"
         text = pre + c["response"] + "\n\n" + filler[:3000]
         leak_end = len(pre) + len(c["response"])

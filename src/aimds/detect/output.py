@@ -210,7 +210,10 @@ class PromptLeakOutputDetector(Detector):
 
 # --- exfiltration beacons -------------------------------------------------------------------------
 
-_URL = r"(?:https?:)?//[^\s)<>\"'`]{1,1000}"
+#: URLs are read up to this many characters (the pattern itself is unbounded: a bounded repeat of 1,000 made
+#: RE2's DFA run out of memory on long markdown and fall back to the slower NFA).
+MAX_URL = 1000
+_URL = r"(?:https?:)?//[^\s)<>\"'`]+"
 _MD_IMAGE = re2.compile(r"!\[[^\]\n]{0,300}\]\(\s*<?(" + _URL + ")")
 _MD_LINK = re2.compile(r"(?:^|[^!])\[[^\]\n]{0,300}\]\(\s*<?(" + _URL + ")")
 _MD_REF = re2.compile(r"(?m)^[ \t]{0,3}\[[^\]\n]{1,100}\]:[ \t]*<?(" + _URL + ")")
@@ -328,7 +331,7 @@ class ExfilOutputDetector(Detector):
                 seen += 1
                 if seen > self.max_urls:
                     return out
-                url = m.group(group).rstrip(".,;:!?")
+                url = m.group(group)[:MAX_URL].rstrip(".,;:!?")
                 tag = m.group(1).lower() if kind == "html" else kind
                 f = self._finding(tag, url, m.start(group) + base, m.start(group) + len(url) + base)
                 if f is not None:
