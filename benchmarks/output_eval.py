@@ -10,7 +10,7 @@ Reads benchmarks/data/output_leaks.jsonl (built by scripts/gen_output_leaks.py) 
 - ``stream``: per-chunk cost of :class:`aimds.detect.stream.StreamScanner` at 100-character chunks
   (p50/p99/max/mean µs and chunks over 1 ms; all chunks, chunks without a window scan, chunks that
   complete a window), in wall-clock time (``chunk_us``) and thread CPU time (``chunk_cpu_us``), and
-  the detection delay of leaks, in windows.
+  the detection delay of every eval leak, in windows, and the streams of ordinary answers aborted.
 
 ``--tune`` searches the :class:`~aimds.detect.leak_similarity.LeakWeights` grid on the tune half only
 (highest recall with at most 0.5% false positives there) and prints the choice; ``--write`` stores
@@ -251,6 +251,19 @@ def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any
     out["delay_windows"] = {k: {"n": len(v), "max": round(max(v), 3), "mean": round(sum(v) / len(v), 3)}
                             for k, v in sorted(delays.items())}
     out["stream_missed"] = dict(missed)
+    # False aborts: every prompt's own ordinary answers (the long on-topic case), streamed, both halves.
+    own: dict[str, list[str]] = defaultdict(list)
+    for c in cases:
+        if c["kind"] == "ordinary" and c["variant"] != "long":
+            own[c["prompt_id"]].append(c["response"])
+    aborted = []
+    for pid, texts in sorted(own.items()):
+        scanner = _api_scanner(prompts[pid]["system_prompt"], window)
+        text = "\n\n".join(texts)
+        if any(scanner.feed(text[i:i + 100]).abort for i in range(0, len(text), 100)) or scanner.close().abort:
+            aborted.append(pid)
+    out["stream_ordinary_aborted"] = f"{len(aborted)}/{len(own)}"
+    out["stream_ordinary_aborted_prompts"] = aborted
     out["max_delay_windows"] = max((max(v) for v in delays.values()), default=0.0)
     return out
 
