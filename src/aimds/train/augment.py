@@ -549,6 +549,7 @@ class _Ctx:
     g: Grammar
     rng: random.Random
     carriers: list[str]
+    with_requests: bool = False  # the ``requests`` family is in this run: planted tasks at the start get a user's task
 
     def x(self, template: str, env: dict[str, str] | None = None) -> str:
         return tidy(self.g.expand(template, self.rng, env))
@@ -900,9 +901,9 @@ def _fam_task_injection(ctx: _Ctx) -> Sample:
 
     Content the model reads (documents, tool output) should carry no instructions for it; a
     planted task hijacks the assistant even when the task itself is benign (BIPIA's threat model).
-    (Planned with the next retraining: a request planted at the start of the document always gets the
-    user's own task before it, since a request followed by content is the ordinary shape of a user's
-    message — family ``requests``.)
+    When the ``requests`` family is generated too, a request planted at the start of the document always
+    gets the user's own task before it, since a request followed by content is the ordinary shape of a
+    user's (benign) message.
     """
     r = ctx.rng
     request = ctx.pick("benign_top")
@@ -912,8 +913,8 @@ def _fam_task_injection(ctx: _Ctx) -> Sample:
     where = r.choice(["start", "start", "middle", "end"])
     doc = _doc(ctx, kind, vary(request, r, noisy=False), where)
     lang = _lang_of(doc) if kind == "external" else "en"
-    # (the shipped models were trained without `always=where == "start"`: switch it on with the next retraining)
-    return Sample(_wrap_task(ctx, kind, doc), 1, "indirect_injection", lang,
+    wrapped = _wrap_task(ctx, kind, doc, always=ctx.with_requests and where == "start")
+    return Sample(wrapped, 1, "indirect_injection", lang,
                   {"kind": kind, "where": where, "payload": request})
 
 
@@ -1057,6 +1058,35 @@ def _fam_requests(ctx: _Ctx) -> Sample:
     return Sample(text, 0, "benign", "en", {"kind": kind})
 
 
+_MIXED_KINDS = ("email", "news", "review", "ticket", "pdf", "markdown", "calendar", "resume", "chat")
+
+
+def _fam_mixed_docs(ctx: _Ctx) -> Sample:
+    """Several unrelated benign documents pasted one after another, sometimes with the user's request: benign.
+
+    A topic shift alone is not an injection: newsletters, digests, forwarded threads and notes jump
+    between subjects. (Injected documents are the ``indirect`` and ``task_injection`` families: there
+    the inserted part addresses the assistant or plants a task; here no part does.)
+    """
+    r = ctx.rng
+    kinds = r.sample(_MIXED_KINDS, r.randint(2, 4))
+    parts = []
+    for kind in kinds:
+        blocks = [b for b in _doc(ctx, kind, None, "middle").split("\n\n") if b.strip()]
+        k = r.randint(1, min(3, len(blocks)))
+        s0 = r.randint(0, len(blocks) - k)
+        parts.append("\n\n".join(blocks[s0:s0 + k]))
+    text = "\n\n".join(parts)
+    u = r.random()
+    if u < 0.45:
+        text = f"{ctx.pick('req_ask_generic')}\n\n{text}"
+    elif u < 0.6:
+        text = f"{ctx.pick('task_generic')}\n\n{text}"
+    elif u < 0.7:
+        text = f"{text}\n\n{ctx.pick('req_after')}"
+    return Sample(text, 0, "benign_hard", "en", {"kinds": kinds})
+
+
 def _fam_benign(ctx: _Ctx) -> Sample:
     text = ctx.pick("benign_top")
     if len(text) < 400:
@@ -1164,11 +1194,16 @@ FAMILIES: dict[str, Family] = {
         Family("hard_sysprompt", 350, _fam_hard_sysprompt, False),
         Family("task_injection", 400, _fam_task_injection, True),
         Family("requests", 900, _fam_requests, False),
+        Family("mixed_docs", 700, _fam_mixed_docs, False),
     )
 }
-#: What ``generate`` makes by default: the families the shipped models were trained on. ``requests`` (benign user
-#: requests with pasted content) is opt-in (``families=[..., "requests"]``) until the encoder is retrained with it.
-DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name != "requests")
+#: What ``generate`` makes by default: the families the shipped linear model was trained on (``aimds train``).
+#: ``mixed_docs`` is opt-in (``aimds train --families +mixed_docs``): measured, it cost dev TPR for little gain.
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name != "mixed_docs")
+#: The families the shipped encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed:
+#: ``scripts/train_encoder.py`` uses them so that it reproduces that model; its next retraining should move to
+#: :data:`DEFAULT_FAMILIES` (``--families default``).
+ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name not in ("requests", "mixed_docs"))
 
 
 def _key(text: str) -> str:
@@ -1185,10 +1220,14 @@ def generate_samples(seed: int = 13, n_per_family: int | None = None,
     pool = [c for c in (carriers or []) if isinstance(c, str) and len(c.strip()) >= 40]
     seen: dict[str, int] = {}
     out: dict[str, list[Sample]] = {}
-    for name in families or DEFAULT_FAMILIES:
+    chosen = tuple(families or DEFAULT_FAMILIES)
+    unknown = sorted(set(chosen) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown augmentation families: {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
+    for name in chosen:
         fam = FAMILIES[name]
         n = fam.default_n if n_per_family is None else n_per_family
-        ctx = _Ctx(g, random.Random(f"aimds-augment:{seed}:{name}"), pool)
+        ctx = _Ctx(g, random.Random(f"aimds-augment:{seed}:{name}"), pool, with_requests="requests" in chosen)
         rows: list[Sample] = []
         tries = 0
         while len(rows) < n and tries < n * 40:
@@ -1208,14 +1247,16 @@ def generate_samples(seed: int = 13, n_per_family: int | None = None,
 
 
 def generate(seed: int = 13, n_per_family: int | None = None,
-             carriers: Sequence[str] | None = None) -> list[dict[str, Any]]:
+             carriers: Sequence[str] | None = None,
+             families: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Return labelled synthetic rows ``{text, label, category, source, lang}``, deterministic per seed.
 
     ``n_per_family`` overrides each family's default count; ``carriers`` are benign documents
-    (e.g. label-0 training texts) used, besides the built-in ones, as hosts for indirect injections.
+    (e.g. label-0 training texts) used, besides the built-in ones, as hosts for indirect injections;
+    ``families`` picks the generators (default :data:`DEFAULT_FAMILIES`).
     """
     rows = []
-    for name, samples in generate_samples(seed, n_per_family, carriers).items():
+    for name, samples in generate_samples(seed, n_per_family, carriers, families).items():
         rows += [{"text": s.text, "label": s.label, "category": s.category, "source": f"synth:{name}",
                   "lang": s.lang} for s in samples]
     return rows

@@ -42,6 +42,7 @@ class TrainConfig:
     stride: int = 384
     calib_fraction: float = 0.1
     synthetic: bool = True
+    families: tuple[str, ...] | None = None  # augmentation families (None: aimds.train.augment.DEFAULT_FAMILIES)
 
 
 def _slice_of(text: str, seed: int) -> float:
@@ -79,7 +80,7 @@ def build_corpus(data_dir: Path, cfg: TrainConfig, log: Log = print) -> list[dic
             log("synthetic data generator not available; training on the shared data only")
         else:
             carriers = [r["text"] for r in rows if r["label"] == 0 and 200 <= len(r["text"]) <= 4000]
-            synth = generate(seed=cfg.seed, carriers=carriers)
+            synth = generate(seed=cfg.seed, carriers=carriers, families=cfg.families)
             log(f"synthetic: {len(synth)} rows")
             rows = rows + synth
     return rows
