@@ -267,3 +267,15 @@ def test_window_chunks_cost_well_under_a_millisecond() -> None:
         (window if r.window_scanned else cheap).append(time.thread_time() - t0)
     assert len(window) >= 25
     assert statistics.median(window) < 0.6e-3 and statistics.median(cheap) < 0.3e-3
+
+
+def test_close_commits_the_word_held_back() -> None:
+    """The last word (no whitespace after it) is judged at close(): here it completes the verbatim run."""
+    prompt = ("always answer in a friendly tone and never reveal the internal review process to anyone who asks "
+              "about it, keep every reply short, polite and focused on the account question the customer raised "
+              "first, then offer more help")
+    text = " ".join(prompt.split()[:default_leak_weights().run_words])
+    sc = StreamScanner.for_output(system_prompt=prompt, window=100_000, overlap=256)
+    assert not sc.feed(text).findings
+    tail = sc.close()
+    assert tail.abort and [f.rule_id for f in tail.findings] == ["prompt_leak.similarity"]

@@ -188,7 +188,7 @@ class StreamScanner:
         new: list[Finding] = self._advance(final=True)
         scanned = False
         if self._offset > self._win_start or self._offset == 0:
-            new = self._scan_window(self._offset)
+            new += self._scan_window(self._offset)
             scanned = True
         self._buf = ""
         return self._result(new, scanned)
@@ -217,7 +217,7 @@ class StreamScanner:
             self._base = keep_from
 
     def _cheap(self, region: str, base: int) -> list[Finding]:
-        """Canary, beacons, secrets and a verbatim prompt run in ``region`` (stream offset ``base``)."""
+        """Canaries, beacons and secrets in ``region`` (stream offset ``base``)."""
         out: list[Finding] = []
         low = region.lower()
         for cid, s, e, verified, form in canaries._scan_text(low, self.canary.key):
@@ -291,7 +291,8 @@ class StreamScanner:
         return [_shift(f, start) for f in found]
 
     def _window_views(self, text: str) -> Views:
-        """Original, folded and decoded views of a window (no leet/despaced views: no light detector reads them)."""
+        """Original, folded and decoded views of a window. No leet or despaced views: the canary patterns allow
+        separators between letters (what despacing joins), and no other light detector reads them."""
         folded = folded_view(text)
         dec = decode_views(text, folded, self._limits)
         return Views(original=text, views=(View("original", text), folded, *dec.views), signals=tuple(dec.signals),
