@@ -246,6 +246,10 @@ def test_running_similarity_forgets_what_left_the_span() -> None:
     "Mixed-script Cаllе and раypal next to English words",
     "ze\u200bro wi\u00addth 🎨x İstanbul ß привет мир",
     "tag \U000e0068\U000e0069 and ᴀʙᴄ small capitals",
+    "Пожалуйста, откройте приложение рос банка",       # Cyrillic with letters that have no Latin twin
+    "рос сор ора and English",                          # look-alike-only words in a Latin text: folded
+    "请打开银行应用程序 and 🎉 ok ✨, Ελληνικά και ΑΒΓ",
+    "ctrl\x01chars\x02 with Cаllе",
 ])
 def test_fold_light_is_fold(text: str) -> None:
     """Same text and offsets as the normaliser's fold (texts without whitespace runs: fold collapses those)."""
@@ -279,3 +283,19 @@ def test_close_commits_the_word_held_back() -> None:
     assert not sc.feed(text).findings
     tail = sc.close()
     assert tail.abort and [f.rule_id for f in tail.findings] == ["prompt_leak.similarity"]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 333, 2500])
+def test_window_folded_view_is_put_together_from_the_segments(chunk: int) -> None:
+    """Each character is folded once, as it is committed; a window's folded view is the segments' (offsets too)."""
+    text = ("Crème fraîche, Größe and Ｆｕｌｌ width; " + FILLER[:300] + "\n") * 12
+    sc = StreamScanner.for_output(system_prompt=PROMPT, window=1024, overlap=256)
+    for i in range(0, len(text), chunk):
+        sc.feed(text[i:i + chunk])
+        start = max(sc._base, sc._win_start - sc.overlap)
+        while start > sc._base and not text[start - 1].isspace():   # a whole word first
+            start -= 1
+        view = sc._folded_window(start, sc.offset)
+        ref, offsets = fold_light(text[start:sc.offset])
+        assert view.text == ref
+        assert (view.offsets or tuple(range(len(ref) + 1))) == (offsets or tuple(range(len(ref) + 1)))

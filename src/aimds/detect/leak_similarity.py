@@ -335,84 +335,104 @@ class _Segment:
 
 
 _NON_ASCII_WORD = re2.compile(r"\S*[^\x00-\x7f]\S*")
-#: Above this many words that need the full fold, a text is folded whole.
+#: Words passed to one ``fold`` call at most.
 _MAX_HARD_WORDS = 128
 
 
 @cache
-def _plain_char(ch: str) -> bool:
-    """Whether a folded non-ASCII character is left alone by fold's later steps (no combining mark, no look-alike)."""
-    from aimds.normalize.fold import CONF, MARK, tables
+def _char_bits(ch: str) -> int:
+    """fold's class bits of one (folded) character."""
+    from aimds.normalize.fold import tables
 
-    return not int(tables().cls[ord(ch)]) & (CONF | MARK)
+    return int(tables().cls[ord(ch)])
 
 
-def fold_light(text: str) -> tuple[str, tuple[int, ...] | None]:
+_ASCII_LETTER = re2.compile(r"[A-Za-z]")
+
+
+def fold_light(text: str, *, ascii_letters: bool | None = None) -> tuple[str, tuple[int, ...] | None]:
     """:func:`~aimds.normalize.fold.fold` of ``text`` with whitespace runs kept, and its offsets (``len + 1``
     entries; None for the identity), without fold's fixed cost (~0.1–0.5 ms even for a few words).
 
-    Folding is local to a word: ASCII stretches need only the table (one ``str.translate``), and so do
-    words whose folded characters fold no further (accented letters, emoji, other scripts); the words
-    with combining marks or look-alike letters go through ``fold`` (in one call)."""
-    from aimds.normalize.fold import tables
+    ASCII stretches need only the fold table (one ``str.translate``), and so do the words whose folded
+    characters fold no further: accented letters, emoji, and other scripts' words (look-alike letters
+    are folded only inside words that mix them with ASCII letters, or everywhere when the text has no
+    letter of another script without a Latin twin). The other words (combining marks, mixed scripts)
+    go through ``fold``, with what decides fold's text-wide rules. ``ascii_letters``: whether the text
+    around ``text`` has ASCII letters (a piece of a stream: look-alike words are folded when it has);
+    None decides from ``text`` alone."""
+    from aimds.normalize.fold import CONF, FOREIGN, MARK, tables
 
     t = tables()
     if text.isascii():
         low = text.translate(t.ascii_fold)
         if len(low) == len(text):
             return low, None
+    words: list[tuple[int, int, str, bool, bool, bool]] = []   # (start, end, folded, mark, look-alike, ASCII letter)
+    foreign = ""                                            # a letter of another script without a Latin twin
+    for m in _NON_ASCII_WORD.finditer(text):
+        a, b = m.span()
+        out = text[a:b].translate(t.fold)
+        mark = conf = asc = False
+        for ch in out:
+            if ch < "\x80":
+                asc = asc or ch.isalpha()
+                continue
+            bits = _char_bits(ch)
+            mark = mark or bool(bits & MARK)
+            conf = conf or bool(bits & CONF)
+            if not foreign and bits & FOREIGN and not bits & CONF:
+                foreign = ch
+        words.append((a, b, out, mark, conf, asc))
     parts: list[str] = []
     offsets: list[int] = []
     hard: list[tuple[int, int, int]] = []        # (index in parts, start, end) of words left for fold()
     pos = 0
-    for m in _NON_ASCII_WORD.finditer(text):
-        a, b = m.span()
-        stretch = text[pos:a].translate(t.ascii_fold)
-        if len(stretch) != a - pos:
-            return _fold_whole(text)             # ASCII controls dropped: fold the whole text
-        parts.append(stretch)
-        offsets.extend(range(pos, a))
-        word = text[a:b]
-        out = word.translate(t.fold)
-        if all(ch < "\x80" or _plain_char(ch) for ch in out):
+    for a, b, out, mark, conf, asc in [*words, (len(text), len(text), "", False, False, False)]:
+        stretch = text[pos:a]
+        low = stretch.translate(t.ascii_fold)
+        parts.append(low)
+        if len(low) == a - pos:
+            offsets.extend(range(pos, a))
+        else:                                    # ASCII control characters dropped
+            offsets.extend(pos + k for k, ch in enumerate(stretch) if t.ascii_fold.get(ord(ch), ch))
+        if a == len(text):
+            break
+        # Look-alikes are folded inside words mixing them with ASCII letters, and anywhere when the text
+        # has no foreign letter without a Latin twin (fold's rules); combining marks may be dropped.
+        if not mark and not (conf and (asc or not foreign)):
             parts.append(out)
             if len(out) == b - a:
                 offsets.extend(range(a, b))
             else:
-                for k, ch in enumerate(word):
+                for k, ch in enumerate(text[a:b]):
                     offsets.extend([a + k] * len(t.fold.get(ord(ch), ch)))
         else:
             hard.append((len(parts), a, b))
             parts.append("")
             offsets.append(-1)                    # a marker, replaced below
-            if len(hard) > _MAX_HARD_WORDS:
-                return _fold_whole(text)
         pos = b
-    stretch = text[pos:].translate(t.ascii_fold)
-    if len(stretch) != len(text) - pos:
-        return _fold_whole(text)
-    parts.append(stretch)
-    offsets.extend(range(pos, len(text)))
     if hard:
-        f = fold(" ".join(text[a:b] for _, a, b in hard), with_signals=False)
-        foff = list(range(len(f.text) + 1)) if f.offsets is None else f.offsets.tolist()
+        if ascii_letters is None:
+            ascii_letters = _ASCII_LETTER.search(text) is not None
+        context = (" a" if ascii_letters else "") + (" " + foreign if foreign else "")
         filled: list[int] = []
-        j = k = 0
-        for i, a, b in hard:
-            lo, hi = bisect_left(foff, j, 0, len(foff) - 1), bisect_left(foff, j + b - a, 0, len(foff) - 1)
-            parts[i] = f.text[lo:hi]
-            marker = offsets.index(-1, k)
-            filled.extend(offsets[k:marker])
-            filled.extend(a + o - j for o in foff[lo:hi])
-            k, j = marker + 1, j + b - a + 1
+        k = 0
+        for n in range(0, len(hard), _MAX_HARD_WORDS):
+            batch = hard[n:n + _MAX_HARD_WORDS]
+            f = fold(" ".join(text[a:b] for _, a, b in batch) + context, with_signals=False)
+            foff = list(range(len(f.text) + 1)) if f.offsets is None else f.offsets.tolist()
+            j = 0
+            for i, a, b in batch:
+                lo, hi = bisect_left(foff, j, 0, len(foff) - 1), bisect_left(foff, j + b - a, 0, len(foff) - 1)
+                parts[i] = f.text[lo:hi]
+                marker = offsets.index(-1, k)
+                filled.extend(offsets[k:marker])
+                filled.extend(a + o - j for o in foff[lo:hi])
+                k, j = marker + 1, j + b - a + 1
         offsets = filled + offsets[k:]
     offsets.append(len(text))
     return "".join(parts), tuple(offsets)
-
-
-def _fold_whole(text: str) -> tuple[str, tuple[int, ...] | None]:
-    f = fold(text, with_signals=False)
-    return f.text, None if f.offsets is None else tuple(f.offsets.tolist())
 
 
 class RunningSimilarity:
@@ -462,11 +482,12 @@ class RunningSimilarity:
             cut = j + 1
         return cut
 
-    def add(self, text: str, start: int) -> bool:
-        """Commit ``text`` (stream offset ``start``); whether it added any evidence."""
+    def add(self, text: str, start: int, folded: tuple[str, tuple[int, ...] | None] | None = None) -> bool:
+        """Commit ``text`` (stream offset ``start``; ``folded``: its :func:`fold_light`, when the caller has it);
+        whether it added any evidence."""
         if not text:
             return False
-        folded, offsets = fold_light(text)
+        folded, offsets = folded if folded is not None else fold_light(text)
         words = _words(folded)
         prof = self.prof
         first = self._nwords

@@ -192,13 +192,16 @@ class PromptLeakOutputDetector(Detector):
 
         The whole folded text is compared in rot13 or reversed form only when the normaliser saw such
         a segment (its decoded views keep only the stretches that read as English; the canary and the
-        distinctive tokens may sit outside them).
+        distinctive tokens may sit outside them). Without ``plain`` (the stream scanner's windows, where
+        cost per window matters) the rot13 and reversed stretches themselves are left out: the whole
+        text in that form holds everything they hold (one comparison instead of one per stretch).
         """
         folded = views.get("folded")
         out: list[tuple[View, str, str, int | None]] = []
         if folded is not None and plain:
             out.append((folded, folded.text, "plain", list_items_count(views.original)))
-        out.extend((v, v.text, "plain", None) for v in views.views if v.name == "decoded")
+        whole = set() if plain or folded is None else {"rot13", "reversed"}
+        out.extend((v, v.text, "plain", None) for v in views.views if v.name == "decoded" and v.source not in whole)
         if folded is not None:
             sources = {v.source.split(">")[-1] for v in views.views if v.name == "decoded"}
             if sources & {"rot13"} or any(s.startswith("caesar") for s in sources):

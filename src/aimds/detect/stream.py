@@ -29,6 +29,8 @@ see whole (a canary token: :data:`aimds.respond.canary.MAX_MATCH_LEN`; a beacon 
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from aimds.detect.base import Detector, ScanContext
 from aimds.detect.entities import find_entities
 from aimds.detect.evidence import excerpt
-from aimds.detect.leak_similarity import RunningSimilarity, fold_light, profile
+from aimds.detect.leak_similarity import _ASCII_LETTER, RunningSimilarity, fold_light, profile
 from aimds.detect.output import CanaryDetector, ExfilOutputDetector, PromptLeakOutputDetector
 from aimds.detect.pii import EntityDetector
 from aimds.normalize import normalize
@@ -125,6 +127,9 @@ class StreamScanner:
         # Light windows: the output detectors only, so the window needs no full normalisation.
         self._light = self.guard is None and all(isinstance(d, _WINDOW_LIGHT) for d in detectors)
         self._limits = Limits()
+        # The committed text, folded once: (stream start, end, fold_light text, its offsets or None).
+        self._folds: deque[tuple[int, int, str, tuple[int, ...] | None]] = deque()
+        self._committed = 0       # stream offset up to which text is folded (the rest: a word still arriving)
         self._buf = ""            # text from self._base on
         self._base = 0            # stream offset of self._buf[0]
         self._win_start = 0       # stream offset where the current window starts
@@ -209,12 +214,12 @@ class StreamScanner:
 
     def _trim(self) -> None:
         """Keep only what the next window scan and the next cheap check need."""
-        keep_from = max(self._base, self._win_start - self.overlap)
-        if self._running is not None:
-            keep_from = min(keep_from, self._running.end)   # the uncommitted tail of a word
+        keep_from = min(max(self._base, self._win_start - self.overlap), self._committed)
         if keep_from > self._base:
             self._buf = self._buf[keep_from - self._base:]
             self._base = keep_from
+        while self._folds and self._folds[0][1] <= self._base:
+            self._folds.popleft()
 
     def _cheap(self, region: str, base: int) -> list[Finding]:
         """Canaries, beacons and secrets in ``region`` (stream offset ``base``)."""
@@ -233,14 +238,18 @@ class StreamScanner:
         return out
 
     def _advance(self, final: bool) -> list[Finding]:
-        """Commit the new text (up to its last whole word) to the running similarity; a finding when the
-        last ``window + overlap`` characters now repeat the prompt (and did not already, as strongly)."""
-        run = self._running
-        if run is None or self.leak is None:
+        """Fold the new text (up to its last whole word) once, and add it to the running similarity; a finding
+        when the last ``window + overlap`` characters now repeat the prompt (and did not already, as strongly)."""
+        pending = self._buf[self._committed - self._base:]
+        cut = RunningSimilarity.cut(pending, final)
+        if not cut:
             return []
-        pending = self._buf[run.end - self._base:]
-        cut = run.cut(pending, final)
-        if not cut or not run.add(pending[:cut], run.end):
+        start, text = self._committed, pending[:cut]
+        folded = fold_light(text, ascii_letters=None if text.isascii() else self._ascii_letters())
+        self._folds.append((start, start + cut, *folded))
+        self._committed += cut
+        run = self._running
+        if run is None or self.leak is None or not run.add(text, start, folded):
             return []
         sim, (s, e) = run.similarity()
         score = self.leak.weights.score(sim)
@@ -268,7 +277,7 @@ class StreamScanner:
         ctx = ScanContext(request)
         found: list[Finding] = []
         if self._light:
-            views = self._window_views(text)
+            views = self._window_views(text, start)
             for d in [*self.detectors, *(d for d in (self.canary, self.leak, self.exfil) if d not in self.detectors)]:
                 if isinstance(d, PromptLeakOutputDetector):
                     if self.system_prompt is not None:   # the plain text's similarity is kept per chunk
@@ -290,22 +299,51 @@ class StreamScanner:
                 found += d.scan(views, ctx)
         return [_shift(f, start) for f in found]
 
-    def _window_views(self, text: str) -> Views:
-        """Original, folded and decoded views of a window. No leet or despaced views: the canary patterns allow
-        separators between letters (what despacing joins), and no other light detector reads them."""
-        folded = folded_view(text)
+    def _window_views(self, text: str, start: int) -> Views:
+        """Original, folded and decoded views of the window ``text`` (stream offset ``start``); the folded view
+        is put together from the committed segments (nothing is folded twice). No leet or despaced views:
+        the canary patterns allow separators between letters (what despacing joins), and no other light
+        detector reads them."""
+        folded = self._folded_window(start, start + len(text))
         dec = decode_views(text, folded, self._limits)
         return Views(original=text, views=(View("original", text), folded, *dec.views), signals=tuple(dec.signals),
                      truncated=bool(dec.notes), notes=tuple(dec.notes))
 
+    def _ascii_letters(self) -> bool:
+        """Whether the text kept (a window and a bit) has ASCII letters: fold's context for look-alike words."""
+        return _ASCII_LETTER.search(self._buf) is not None
 
-def folded_view(text: str) -> View:
-    """The folded view of ``text`` (:func:`~aimds.detect.leak_similarity.fold_light`: as ``fold`` makes it,
-    whitespace runs kept, without its fixed cost)."""
-    folded, offsets = fold_light(text)
-    return View("folded", folded, offsets)
-
-
+    def _folded_window(self, start: int, end: int) -> View:
+        """The folded view of ``[start, end)`` from the folded segments, plus the uncommitted tail folded now."""
+        parts: list[str] = []
+        offsets: list[int] = []
+        identity = True
+        pieces = list(self._folds)
+        if end > self._committed:
+            tail = self._buf[self._committed - self._base:end - self._base]
+            ascii_letters = None if tail.isascii() else self._ascii_letters()
+            pieces.append((self._committed, end, *fold_light(tail, ascii_letters=ascii_letters)))
+        for s, e, text, offs in pieces:
+            if e <= start or s >= end:
+                continue
+            if offs is None:
+                lo, hi = max(start - s, 0), min(end, e) - s
+                parts.append(text[lo:hi])
+                if not identity:
+                    offsets.extend(range(s + lo - start, s + hi - start))
+                continue
+            if identity:
+                identity = False
+                offsets = list(range(sum(map(len, parts))))
+            last = len(offs) - 1
+            lo, hi = bisect_left(offs, start - s, 0, last), bisect_left(offs, end - s, 0, last)
+            parts.append(text[lo:hi])
+            offsets.extend(s + o - start for o in offs[lo:hi])
+        folded = "".join(parts)
+        if identity:
+            return View("folded", folded, None)
+        offsets.append(end - start)
+        return View("folded", folded, tuple(offsets))
 def _shift(f: Finding, base: int) -> Finding:
     if f.span is None or base == 0:
         return f
