@@ -10,7 +10,8 @@ Reads benchmarks/data/output_leaks.jsonl (built by scripts/gen_output_leaks.py) 
 - ``stream``: per-chunk cost of :class:`aimds.detect.stream.StreamScanner` at 100-character chunks
   (p50/p99/max/mean µs and chunks over 1 ms; all chunks, chunks without a window scan, chunks that
   complete a window), in wall-clock time (``chunk_us``) and thread CPU time (``chunk_cpu_us``), and
-  the detection delay of every eval leak, in windows, and the streams of ordinary answers aborted.
+  the detection delay of every eval leak, in windows, the streams of ordinary answers aborted, and
+  the per-chunk CPU time on hostile text (look-alikes, other scripts, emoji, combining marks, encodings).
 
 ``--tune`` searches the :class:`~aimds.detect.leak_similarity.LeakWeights` grid on the tune half only
 (highest recall with at most 0.5% false positives there) and prints the choice; ``--write`` stores
@@ -22,9 +23,12 @@ it in src/aimds/data/output/leak.yaml.
 from __future__ import annotations
 
 import argparse
+import base64
+import codecs
 import itertools
 import json
 import math
+import random
 import statistics
 import sys
 import time
@@ -192,6 +196,43 @@ def _api_scanner(system_prompt: str, window: int) -> Any:
                           SecretsDetector()], system_prompt=system_prompt, window=window)
 
 
+def hostile_costs(system_prompt: str, text: str, window: int) -> dict[str, dict[str, float]]:
+    """Thread CPU time per 100-character chunk (cheap and window-completing chunks, p50 and max of one pass
+    after a warm-up) on 20,000 characters of the ordinary answers rewritten the ways that cost the scanner
+    most: look-alike letters, other scripts, emoji, combining marks, and encodings."""
+    rng = random.Random(1)
+    forms = {
+        "homoglyph": text.translate(str.maketrans({"a": "\u0430", "e": "\u0435", "o": "\u043e", "p": "\u0440"})),
+        "cyrillic": ("\u041f\u043e\u0436\u0430\u043b\u0443\u0439\u0441\u0442\u0430, \u043e\u0442\u043a\u0440"
+                     "\u043e\u0439\u0442\u0435 \u043f\u0440\u0438\u043b\u043e\u0436\u0435\u043d\u0438\u0435 \u0431"
+                     "\u0430\u043d\u043a\u0430. " * 800)[:len(text)],
+        "cjk": ("\u8bf7\u6253\u5f00\u94f6\u884c\u5e94\u7528\u7a0b\u5e8f\u5e76\u70b9\u51fb\u51bb\u7ed3\u5361"
+                "\u7247\u6309\u94ae\u3002" * 1500)[:len(text)],
+        "emoji": ("Great job \U0001f389 see you \U0001f44b soon \u2728 " * 1000)[:len(text)],
+        "combining": "".join(c + "\u0301\u0300" if c.isalpha() and rng.random() < 0.3 else c for c in text),
+        "base64": base64.b64encode(text.encode()).decode()[:len(text)],
+        "hex": text.encode().hex()[:len(text)],
+        "rot13": codecs.encode(text, "rot13"),
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, form in forms.items():
+        cheap: list[float] = []
+        windows: list[float] = []
+        for rep in range(2):
+            scanner = _api_scanner(system_prompt, window)
+            for i in range(0, len(form), 100):
+                c0 = time.thread_time()
+                r = scanner.feed(form[i:i + 100])
+                dc = (time.thread_time() - c0) * 1e6
+                if rep:
+                    (windows if r.window_scanned else cheap).append(dc)
+        cheap.sort()
+        windows.sort()
+        out[name] = {"cheap_p50": round(cheap[len(cheap) // 2], 1), "cheap_max": round(cheap[-1], 1),
+                     "window_p50": round(windows[len(windows) // 2], 1), "window_max": round(windows[-1], 1)}
+    return out
+
+
 def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any]], window: int = 2048,
                    reps: int = 5) -> dict[str, Any]:
     """Per-chunk cost at 100-character chunks (wall and CPU time; ``reps`` measured passes over the ordinary
@@ -264,6 +305,7 @@ def stream_figures(prompts: dict[str, dict[str, Any]], cases: list[dict[str, Any
             aborted.append(pid)
     out["stream_ordinary_aborted"] = f"{len(aborted)}/{len(own)}"
     out["stream_ordinary_aborted_prompts"] = aborted
+    out["hostile_chunk_cpu_us"] = hostile_costs(prompts[pid0]["system_prompt"], filler[:20_000], window)
     out["max_delay_windows"] = max((max(v) for v in delays.values()), default=0.0)
     return out
 

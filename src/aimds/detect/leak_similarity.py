@@ -19,7 +19,6 @@ read (a leak after that many words in one view is not seen by this check; the ca
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from functools import cache
@@ -335,8 +334,6 @@ class _Segment:
 
 
 _NON_ASCII_WORD = re2.compile(r"\S*[^\x00-\x7f]\S*")
-#: Words passed to one ``fold`` call at most.
-_MAX_HARD_WORDS = 128
 
 
 @cache
@@ -350,6 +347,47 @@ def _char_bits(ch: str) -> int:
 _ASCII_LETTER = re2.compile(r"[A-Za-z]")
 
 
+def _fold_word(word: str, start: int, *, ascii_letters: bool, foreign: bool) -> tuple[str, list[int]]:
+    """fold's steps on one whitespace-free word (stream offset ``start``), in Python: the table, combining
+    marks after an ASCII letter dropped, look-alikes folded inside mixed-script word runs (or in runs of
+    look-alikes only when the text has ``foreign`` letters without a Latin twin, and only when it has
+    ``ascii_letters`` at all). Cheaper than ``fold`` (numpy's fixed cost) on a few words."""
+    from aimds.normalize.fold import CONF, MARK, WORD, tables
+
+    t = tables()
+    chars: list[str] = []
+    offs: list[int] = []
+    base = ""                                     # the last character that is not a mark
+    for k, ch in enumerate(word):
+        for r in t.fold.get(ord(ch), ch):
+            if r >= "\x80" and _char_bits(r) & MARK:
+                if base and base < "\x80" and base.isalpha():
+                    continue                      # a mark on an ASCII letter
+            else:
+                base = r
+            chars.append(r)
+            offs.append(start + k)
+    if ascii_letters and any(r >= "\x80" and _char_bits(r) & CONF for r in chars):
+        n = len(chars)
+        i = 0
+        while i < n:
+            j = i
+            while j < n and ((chars[j].isascii() and chars[j].isalnum()) or bool(_char_bits(chars[j]) & WORD)):
+                j += 1
+            if j == i:
+                i += 1
+                continue
+            conf = [p for p in range(i, j) if _char_bits(chars[p]) & CONF]
+            n_ascii = sum(1 for p in range(i, j) if chars[p].isascii() and chars[p].isalpha())
+            if j - i >= 3 and conf and (n_ascii or (not foreign and len(conf) == j - i)):
+                for p in conf:
+                    rep = t.upper.get(word[offs[p] - start]) or t.cross.get(chars[p])
+                    if rep:
+                        chars[p] = rep
+            i = j
+    return "".join(chars), offs
+
+
 def fold_light(text: str, *, ascii_letters: bool | None = None) -> tuple[str, tuple[int, ...] | None]:
     """:func:`~aimds.normalize.fold.fold` of ``text`` with whitespace runs kept, and its offsets (``len + 1``
     entries; None for the identity), without fold's fixed cost (~0.1–0.5 ms even for a few words).
@@ -358,7 +396,8 @@ def fold_light(text: str, *, ascii_letters: bool | None = None) -> tuple[str, tu
     characters fold no further: accented letters, emoji, and other scripts' words (look-alike letters
     are folded only inside words that mix them with ASCII letters, or everywhere when the text has no
     letter of another script without a Latin twin). The other words (combining marks, mixed scripts)
-    go through ``fold``, with what decides fold's text-wide rules. ``ascii_letters``: whether the text
+    go through fold's steps in Python (:func:`_fold_word`), with what decides its text-wide rules (an
+    ASCII letter anywhere, a foreign letter anywhere). ``ascii_letters``: whether the text
     around ``text`` has ASCII letters (a piece of a stream: look-alike words are folded when it has);
     None decides from ``text`` alone."""
     from aimds.normalize.fold import CONF, FOREIGN, MARK, tables
@@ -386,7 +425,7 @@ def fold_light(text: str, *, ascii_letters: bool | None = None) -> tuple[str, tu
         words.append((a, b, out, mark, conf, asc))
     parts: list[str] = []
     offsets: list[int] = []
-    hard: list[tuple[int, int, int]] = []        # (index in parts, start, end) of words left for fold()
+    hard: list[tuple[int, int, int]] = []        # (index in parts, start, end) of the words for _fold_word
     pos = 0
     for a, b, out, mark, conf, asc in [*words, (len(text), len(text), "", False, False, False)]:
         stretch = text[pos:a]
@@ -415,21 +454,14 @@ def fold_light(text: str, *, ascii_letters: bool | None = None) -> tuple[str, tu
     if hard:
         if ascii_letters is None:
             ascii_letters = _ASCII_LETTER.search(text) is not None
-        context = (" a" if ascii_letters else "") + (" " + foreign if foreign else "")
         filled: list[int] = []
         k = 0
-        for n in range(0, len(hard), _MAX_HARD_WORDS):
-            batch = hard[n:n + _MAX_HARD_WORDS]
-            f = fold(" ".join(text[a:b] for _, a, b in batch) + context, with_signals=False)
-            foff = list(range(len(f.text) + 1)) if f.offsets is None else f.offsets.tolist()
-            j = 0
-            for i, a, b in batch:
-                lo, hi = bisect_left(foff, j, 0, len(foff) - 1), bisect_left(foff, j + b - a, 0, len(foff) - 1)
-                parts[i] = f.text[lo:hi]
-                marker = offsets.index(-1, k)
-                filled.extend(offsets[k:marker])
-                filled.extend(a + o - j for o in foff[lo:hi])
-                k, j = marker + 1, j + b - a + 1
+        for i, a, b in hard:
+            parts[i], offs = _fold_word(text[a:b], a, ascii_letters=ascii_letters, foreign=bool(foreign))
+            marker = offsets.index(-1, k)
+            filled.extend(offsets[k:marker])
+            filled.extend(offs)
+            k = marker + 1
         offsets = filled + offsets[k:]
     offsets.append(len(text))
     return "".join(parts), tuple(offsets)
