@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from threading import Lock
 
 import re2
@@ -347,11 +347,13 @@ def _char_bits(ch: str) -> int:
 _ASCII_LETTER = re2.compile(r"[A-Za-z]")
 
 
-def _fold_word(word: str, start: int, *, ascii_letters: bool, foreign: bool) -> tuple[str, list[int]]:
-    """fold's steps on one whitespace-free word (stream offset ``start``), in Python: the table, combining
+@lru_cache(maxsize=4096)
+def _fold_word(word: str, ascii_letters: bool, foreign: bool) -> tuple[str, tuple[int, ...]]:
+    """fold's steps on one whitespace-free word (offsets relative to it), in Python: the table, combining
     marks after an ASCII letter dropped, look-alikes folded inside mixed-script word runs (or in runs of
     look-alikes only when the text has ``foreign`` letters without a Latin twin, and only when it has
-    ``ascii_letters`` at all). Cheaper than ``fold`` (numpy's fixed cost) on a few words."""
+    ``ascii_letters`` at all). Cheaper than ``fold`` (numpy's fixed cost) on a few words; cached, as the
+    words of a text repeat."""
     from aimds.normalize.fold import CONF, MARK, WORD, tables
 
     t = tables()
@@ -366,7 +368,7 @@ def _fold_word(word: str, start: int, *, ascii_letters: bool, foreign: bool) -> 
             else:
                 base = r
             chars.append(r)
-            offs.append(start + k)
+            offs.append(k)
     if ascii_letters and any(r >= "\x80" and _char_bits(r) & CONF for r in chars):
         n = len(chars)
         i = 0
@@ -381,11 +383,11 @@ def _fold_word(word: str, start: int, *, ascii_letters: bool, foreign: bool) -> 
             n_ascii = sum(1 for p in range(i, j) if chars[p].isascii() and chars[p].isalpha())
             if j - i >= 3 and conf and (n_ascii or (not foreign and len(conf) == j - i)):
                 for p in conf:
-                    rep = t.upper.get(word[offs[p] - start]) or t.cross.get(chars[p])
+                    rep = t.upper.get(word[offs[p]]) or t.cross.get(chars[p])
                     if rep:
                         chars[p] = rep
             i = j
-    return "".join(chars), offs
+    return "".join(chars), tuple(offs)
 
 
 def fold_light(text: str, *, ascii_letters: bool | None = None) -> tuple[str, tuple[int, ...] | None]:
@@ -457,10 +459,10 @@ def fold_light(text: str, *, ascii_letters: bool | None = None) -> tuple[str, tu
         filled: list[int] = []
         k = 0
         for i, a, b in hard:
-            parts[i], offs = _fold_word(text[a:b], a, ascii_letters=ascii_letters, foreign=bool(foreign))
+            parts[i], offs = _fold_word(text[a:b], ascii_letters, bool(foreign))
             marker = offsets.index(-1, k)
             filled.extend(offsets[k:marker])
-            filled.extend(offs)
+            filled.extend(a + o for o in offs)
             k = marker + 1
         offsets = filled + offsets[k:]
     offsets.append(len(text))
