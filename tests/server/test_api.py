@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 
 import httpx
@@ -35,10 +36,27 @@ def test_healthz_needs_no_auth_and_everything_else_does(live: Live) -> None:
             assert r.json()["error"]["code"] == "unauthorized"
         assert c.get("/openapi.json").status_code == 401
         assert c.get("/docs").status_code == 401
+        assert c.get("/docs/assets/swagger-ui-bundle.js").status_code == 401
         r = c.post("/v1/detect", json={"text": "x"}, headers={"Authorization": "Bearer aimds_nope_nope"})
         assert r.status_code == 401
         r = c.post("/v1/detect", json={"text": "x"}, headers={"X-API-Key": live.keys["detector"]})
         assert r.status_code == 200
+
+
+def test_docs_page_loads_only_local_assets(live: Live) -> None:
+    with live.client("detector") as c:
+        page = c.get("/docs")
+        assert page.status_code == 200
+        srcs = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r"url: '([^']+)'", page.text)
+        assert srcs and all(u.startswith("/") for u in srcs), srcs  # nothing from a CDN
+        for u in srcs:
+            if u.startswith("/docs/assets/"):
+                r = c.get(u)
+                assert r.status_code == 200 and len(r.content) > 500, u
+        assert c.get("/docs/assets/swagger-ui-bundle.js").headers["content-type"].startswith(
+            ("application/javascript", "text/javascript"))
+        assert c.get("/docs/assets/..%2Fpyproject.toml").status_code == 404
+        assert c.get("/docs/assets/index.html").status_code == 404
 
 
 def test_roles_are_enforced(live: Live) -> None:

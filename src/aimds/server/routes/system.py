@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import mimetypes
+from functools import cache
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -44,10 +47,36 @@ async def metrics(request: Request, principal: DetectorKey) -> Response:
     return Response(svc.metrics.render(), media_type=svc.metrics.content_type)
 
 
+#: The Swagger UI files /docs needs, served from the installed ``swagger-ui-bundle-v2`` package: the
+#: docs page loads nothing from a CDN (the service runs offline, and no browser leaks where it is used).
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
+
+@cache
+def _asset(name: str) -> tuple[bytes, str] | None:
+    """Bytes and media type of one Swagger UI file, or None when the package is missing."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    path = Path(str(swagger_ui_path)) / name
+    if not path.is_file():
+        return None
+    return path.read_bytes(), mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 def docs_router(public: bool) -> APIRouter:
-    """``/openapi.json`` and ``/docs``, behind auth unless ``public``."""
+    """``/openapi.json``, ``/docs`` and its assets under ``/docs/assets/``, behind auth unless ``public``."""
     docs = APIRouter(include_in_schema=False)
     deps = [] if public else [Depends(require("detector"))]
+
+    @docs.get("/docs/assets/{name}", dependencies=deps)
+    async def docs_asset(name: str) -> Response:
+        found = _asset(name) if name in DOCS_ASSETS else None
+        if found is None:
+            raise APIError(404, "not_found", f"no docs asset {name!r}")
+        body, media = found
+        return Response(body, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
     @docs.get("/openapi.json", dependencies=deps)
     async def openapi(request: Request) -> Response:
@@ -55,6 +84,11 @@ def docs_router(public: bool) -> APIRouter:
 
     @docs.get("/docs", dependencies=deps)
     async def swagger(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="AIMDS API")
+        if _asset(DOCS_ASSETS[0]) is None:
+            raise APIError(503, "docs_unavailable", "the swagger-ui-bundle-v2 package is not installed")
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="AIMDS API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
 
     return docs
