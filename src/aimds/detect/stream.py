@@ -35,10 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import re2
+
 from aimds.detect.base import Detector, ScanContext
 from aimds.detect.entities import find_entities
 from aimds.detect.evidence import excerpt
-from aimds.detect.leak_similarity import _ASCII_LETTER, RunningSimilarity, fold_light, profile
+from aimds.detect.leak_similarity import RunningSimilarity, fold_light, profile
 from aimds.detect.output import CanaryDetector, ExfilOutputDetector, PromptLeakOutputDetector
 from aimds.detect.pii import EntityDetector
 from aimds.normalize import normalize
@@ -56,6 +58,7 @@ DEFAULT_OVERLAP = 512
 DEFAULT_ABORT_AT = 0.75
 #: Detectors whose window scan needs only the original text, the folded view and the decoded views.
 _WINDOW_LIGHT = (CanaryDetector, PromptLeakOutputDetector, ExfilOutputDetector, EntityDetector)
+_ASCII_LETTER = re2.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class StreamResult:
 
     ``abort``: stop the stream now (a finding at or above ``abort_at`` has been seen, in this call or
     before); ``findings``: the new findings of this call, spans in stream offsets; ``offset``:
-    characters consumed so far; ``window_scanned``: a full window scan ran in this call.
+    characters consumed so far; ``window_scanned``: a window scan ran in this call.
     """
 
     abort: bool
@@ -245,10 +248,12 @@ class StreamScanner:
         if not cut:
             return []
         start, text = self._committed, pending[:cut]
-        folded = fold_light(text, ascii_letters=None if text.isascii() else self._ascii_letters())
-        self._folds.append((start, start + cut, *folded))
         self._committed += cut
         run = self._running
+        if run is None and not self._light:
+            return []                       # nothing reads the folded text between windows
+        folded = fold_light(text, ascii_letters=None if text.isascii() else self._ascii_letters())
+        self._folds.append((start, start + cut, *folded))
         if run is None or self.leak is None or not run.add(text, start, folded):
             return []
         sim, (s, e) = run.similarity()
