@@ -18,13 +18,13 @@ from aimds.train import augment
 from aimds.train.augment import (
     CATEGORIES,
     DEFAULT_FAMILIES,
+    ENCODER_V1_FAMILIES,
     FAMILIES,
     HOMOGLYPHS,
     LEET,
     MORSE,
     PREBOUND_VARS,
     ZERO_WIDTH,
-    ENCODER_V1_FAMILIES,
     generate,
     generate_samples,
     load_grammar,
@@ -299,7 +299,8 @@ def test_encoder_v1_families_reproduce_the_old_set() -> None:
 def test_planted_task_at_start_gets_the_users_request_only_with_requests() -> None:
     def opening_is_payload(fams: list[str]) -> list[bool]:
         out = generate_samples(seed=9, n_per_family=300, families=fams)["task_injection"]
-        found = [(s.text.lower().find(s.meta["payload"][:12].lower()), s.text) for s in out if s.meta["where"] == "start"]
+        found = [(s.text.lower().find(s.meta["payload"][:12].lower()), s.text)
+                 for s in out if s.meta["where"] == "start"]
         return [k >= 0 and "\n" not in text[:k] for k, text in found]  # nothing on a line before the payload
 
     # Without the requests family, some texts open with the planted task; with it, a user's task comes first.
