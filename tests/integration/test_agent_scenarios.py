@@ -78,9 +78,9 @@ def test_policies_alone_stop_every_unsafe_step_outside_the_detection_families() 
         states[tid] = tg.new_trace()
         return tid
 
-    def decide(tid: str, event: dict) -> tuple[bool, list[str]]:
+    def decide(tid: str, event: dict) -> tuple[bool, list[str], str | None]:
         d = tg.decide(states[tid], event, scan=False)
-        return d.allowed, [v.policy_id for v in d.violations]
+        return d.allowed, [v.policy_id for v in d.violations], d.confirmation.token if d.confirmation else None
 
     report = EVAL.report(EVAL.replay(ROWS, decide, new))
     _assert_targets(report, skip_families=DETECTION_NEEDED)

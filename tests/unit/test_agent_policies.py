@@ -11,9 +11,16 @@ from aimds.respond.policy.agent import ACTIONS, SEVERITIES, AgentPolicy, PolicyS
 from aimds.respond.policy.atoms import AtomMapper
 from aimds.respond.policy.ltl import FormulaError
 from aimds.respond.policy.progression import check_trace
+from aimds.respond.traces import confirm_atoms
 
 POLICIES = load_policies()
 MAPPER = AtomMapper.load()
+
+
+def legacy(event: dict) -> frozenset[str]:
+    """An event's atoms as the trace guard's ``legacy`` confirmations mode sees them (flags and approval events
+    confirm; the token mode is tested in tests/unit/test_confirmations.py)."""
+    return confirm_atoms(MAPPER.atoms(event), bound=False, mode="legacy")
 
 
 def test_library_size_and_metadata() -> None:
@@ -36,7 +43,7 @@ def test_policy_examples(policy: AgentPolicy) -> None:
 
 
 def steps(*events: dict) -> list[frozenset[str]]:
-    return [MAPPER.atoms(e) for e in events]
+    return [legacy(e) for e in events]
 
 
 def ids(violations) -> set[str]:
@@ -54,8 +61,8 @@ def test_web_page_injection_then_email_is_blocked_before_it_runs() -> None:
     assert {"untrusted-no-outbound-without-confirmation", "injection-no-action-until-confirmed"} <= ids(preview)
     assert all(v.step == 2 for v in preview)
     assert run.steps == 2                               # peek consumed nothing
-    assert run.step(MAPPER.atoms({"type": "user_confirmation"})) == []
-    assert run.step(MAPPER.atoms({**send, "confirmed": True})) == []
+    assert run.step(legacy({"type": "user_confirmation"})) == []
+    assert run.step(legacy({**send, "confirmed": True})) == []
     assert ids(run.fresh().check([MAPPER.atoms(send)])) >= {"tool-call-answered"}  # a call left unanswered
     assert run.step(MAPPER.atoms({"type": "tool_result", "tool": "send_email", "content": "sent"})) == []
     assert run.finish() == []
@@ -102,8 +109,8 @@ def test_violation_reported_once_and_end_of_trace_violations() -> None:
     ({"verdict": {"findings": [{"category": "secret"}, {"category": "pii"}]}}, {"flagged:secret", "flagged:pii"}),
     ({"type": "tool_call", "tool": "http_request", "args": {"method": "POST"}}, {"http:post", "action:outbound"}),
     ({"type": "tool_call", "tool": "http_request", "args": {"method": "get"}}, {"http:get"}),
-    ({"type": "user_confirmation"}, {"user:confirmed"}),
-    ({"type": "tool_call", "tool": "delete_file", "confirmed": True}, {"action:delete", "user:confirmed"}),
+    ({"type": "user_confirmation"}, {"user:confirmed_unbound"}),
+    ({"type": "tool_call", "tool": "delete_file", "confirmed": True}, {"action:delete", "user:confirmed_unbound"}),
     ({"type": "tool_call", "tool": "x", "args": {"k": "sk-proj-abcdefghijklmnopqrstuvwxyz012345"}}, {"arg:secret"}),
     ({"type": "tool_call", "tool": "x", "args": {"k": "-----BEGIN RSA PRIVATE KEY-----"}}, {"arg:secret"}),
     ({"type": "tool_call", "tool": "run_code", "args_source": "web"}, {"action:exec", "arg:untrusted"}),
@@ -116,7 +123,8 @@ def test_atom_rules(event: dict, expected: set[str]) -> None:
 
 
 @pytest.mark.parametrize(("event", "absent"), [
-    ({"type": "tool_call", "tool": "send_email", "confirmed": False}, "user:confirmed"),
+    ({"type": "tool_call", "tool": "send_email", "confirmed": False}, "user:confirmed_unbound"),
+    ({"type": "tool_call", "tool": "send_email", "confirmed": True}, "user:confirmed"),   # only the guard binds
     ({"type": "tool_call", "tool": "read_file", "args": {"path": "AKIA"}}, "arg:secret"),
     ({"type": "message", "role": "user", "content": "how do I use subprocess.run?"}, "content:code"),
     ({"type": "tool_result", "tool": "x", "source": "user"}, "source:untrusted"),
@@ -150,10 +158,10 @@ def test_atom_rule_file_validation(tmp_path) -> None:
 # ------------------------------------------------------------- confirmation shapes, provenance, commands
 
 @pytest.mark.parametrize(("event", "expected"), [
-    ({"type": "approval", "decision": "approved"}, {"user:confirmed"}),
-    ({"type": "tool_approval", "decision": "accept"}, {"user:confirmed"}),
+    ({"type": "approval", "decision": "approved"}, {"user:confirmed_unbound"}),
+    ({"type": "tool_approval", "decision": "accept"}, {"user:confirmed_unbound"}),
     ({"type": "approval", "decision": "rejected"}, {"user:denied"}),
-    ({"type": "tool_call", "tool": "send_email", "approved": True}, {"user:confirmed"}),
+    ({"type": "tool_call", "tool": "send_email", "approved": True}, {"user:confirmed_unbound"}),
     ({"type": "approval", "approved": False}, {"user:denied"}),
     ({"type": "message", "role": "assistant", "content": "Here it is. Shall I send it to bob@example.com?"},
      {"agent:asks_confirmation"}),
@@ -186,8 +194,8 @@ def test_atom_rules_confirmation_provenance_commands(event: dict, expected: set[
 
 
 @pytest.mark.parametrize(("event", "absent"), [
-    ({"type": "approval", "decision": "rejected"}, "user:confirmed"),
-    ({"type": "approval", "approved": False}, "user:confirmed"),
+    ({"type": "approval", "decision": "rejected"}, "user:confirmed_unbound"),
+    ({"type": "approval", "approved": False}, "user:confirmed_unbound"),
     ({"type": "message", "role": "user", "content": "Shall I send it?"}, "agent:asks_confirmation"),
     ({"type": "message", "role": "assistant", "content": "Yes, I sent it."}, "user:affirms"),
     ({"type": "message", "role": "user", "content": "Thanks, what else is there?"}, "user:affirms"),
@@ -206,15 +214,16 @@ def test_atom_rules_confirmation_provenance_commands_negative(event: dict, absen
     assert absent not in MAPPER.atoms(event), MAPPER.explain(event)
 
 
-def _refused(*events: dict) -> list[set[str]]:
-    """Per event, the stopping policies that would refuse it (as TraceGuard decides; refused steps not kept)."""
+def _refused(*events: dict, mode: str = "legacy") -> list[set[str]]:
+    """Per event, the stopping policies that would refuse it (as TraceGuard decides in ``mode``, without tokens;
+    refused steps not kept)."""
     run, out = PolicySet(POLICIES), []
     for e in events:
-        stop = {v.policy_id for v in run.peek(MAPPER.atoms(e))
-                if v.action in ("block", "require_confirmation", "quarantine")}
+        atoms = confirm_atoms(MAPPER.atoms(e), bound=False, mode=mode)
+        stop = {v.policy_id for v in run.peek(atoms) if v.action in ("block", "require_confirmation", "quarantine")}
         out.append(stop)
         if not stop:
-            run.step(MAPPER.atoms(e))
+            run.step(atoms)
     return out
 
 
@@ -233,6 +242,17 @@ def test_realistic_confirmation_shapes_let_the_asked_send_through(confirm: list[
     send = SEND if confirm else {**SEND, "args_source": {"to": "user", "body": "web"}}
     assert _refused({"type": "message", "role": "user", "content": "Summarise the page and mail Bob"},
                     PAGE, *confirm, send)[-1] == set()
+
+
+@pytest.mark.parametrize("confirm", [
+    [{"type": "approval", "tool": "send_email", "decision": "approved"}],
+    [{"type": "user_confirmation"}],
+    [{"type": "tool_approval", "approved": True}],
+])
+def test_unbound_approvals_do_not_release_the_send_in_token_mode(confirm: list[dict]) -> None:
+    refused = _refused(PAGE, *confirm, {**SEND, "confirmed": True}, mode="token")
+    assert "untrusted-no-outbound-without-confirmation" in refused[-1]
+    assert _refused(PAGE, *confirm, {**SEND, "confirmed": True}, mode="legacy")[-1] == set()
 
 
 @pytest.mark.parametrize("between", [

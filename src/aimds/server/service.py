@@ -27,7 +27,7 @@ from aimds.server.metrics import Metrics
 from aimds.server.model_reload import ModelReloader
 from aimds.server.ratelimit import RateLimiter
 from aimds.server.settings import ServiceSettings
-from aimds.server.traces import TraceManager
+from aimds.server.traces import TraceManager, confirmation_key
 from aimds.store.graph import AttackGraph
 from aimds.store.keyfile import load_or_create
 from aimds.store.memory_live import attach_memory
@@ -90,7 +90,9 @@ class Service:
                    if settings.alert_webhook_url else None)
         self.responses = Scheduler(default_handlers(self.flags, webhook), config=ResponseConfig.load(),
                                    outbox=Outbox(self.store), on_event=self.metrics.observe_response)
-        self.traces = TraceManager(self.guard, TraceStore(self.store))
+        self.traces = TraceManager(self.guard, TraceStore(self.store), confirmations=settings.confirmations,
+                                   confirmation_key=confirmation_key(self.hash_key),
+                                   confirmation_ttl_s=settings.confirmation_ttl_s)
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")

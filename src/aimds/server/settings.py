@@ -54,6 +54,11 @@ class ServiceSettings:
     # human review: verdicts with risk in [low, high) go to the review queue (low == high: off)
     review_band_low: float = 0.5
     review_band_high: float = 0.75
+    # agent traces: what confirms a step refused by require_confirmation. token: only the single-use token
+    # the refusal returned, re-sent with the same action (bound to trace, action and expiry); legacy: also
+    # bare confirmed/approved flags and approval events (runtimes that cannot carry a token)
+    confirmations: str = "token"
+    confirmation_ttl_s: float = 900.0
     # multi-turn analysis over sessions kept in the store
     sessions: bool = True
     # the attack memory (exemplars from feedback) as a detector; off: feedback is stored but not used
@@ -97,6 +102,10 @@ class ServiceSettings:
             raise ConfigError(f"unsupported JWT algorithms {bad}: only asymmetric algorithms are accepted")
         if not 0 <= self.review_band_low <= self.review_band_high <= 1:
             raise ConfigError("review band must satisfy 0 <= review_band_low <= review_band_high <= 1")
+        if self.confirmations not in ("token", "legacy"):
+            raise ConfigError(f"confirmations must be token or legacy, got {self.confirmations!r}")
+        if not 0 < self.confirmation_ttl_s <= 86_400:
+            raise ConfigError("confirmation_ttl_s must be in (0, 86400]")
         if self.alert_webhook_url and len(self.alert_webhook_secret or "") < 16:
             raise ConfigError("alert_webhook_url needs alert_webhook_secret of at least 16 characters")
         if self.environment == "development":

@@ -2,6 +2,8 @@
 
 A trace is the list of committed steps (each a set of atoms). Workers keep monitors in memory and
 catch up from here when another worker committed steps since (only the missing steps are replayed).
+A confirmation token a step used up is recorded with that step, in the same transaction, so a token
+confirms one step once whichever worker sees it (a second use is a conflict, then ``used``).
 The policy set is versioned: ``PUT /v1/policies`` stores a new version (audited) and every worker
 picks it up on its next trace request.
 """
@@ -26,6 +28,14 @@ CREATE TABLE IF NOT EXISTS trace_steps (
     PRIMARY KEY (trace_id, n)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trace_steps_ts ON trace_steps(ts);
+CREATE TABLE IF NOT EXISTS trace_confirmations (
+    trace_id TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (trace_id, token_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_confirmations_ts ON trace_confirmations(ts);
 CREATE TABLE IF NOT EXISTS agent_policy_sets (
     version INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -57,15 +67,29 @@ class TraceStore:
                                            (trace_id, start)).fetchall()
         return [frozenset(orjson.loads(r[0])) for r in rows]
 
+    def token_used(self, trace_id: str, token_id: str) -> bool:
+        """Whether a step of this trace used up the confirmation token ``token_id``."""
+        row = self.store.reader().execute("SELECT 1 FROM trace_confirmations WHERE trace_id = ? AND token_id = ?",
+                                          (trace_id, token_id)).fetchone()
+        return row is not None
+
     def commit_step(self, trace_id: str, n: int, atoms: frozenset[str],
-                    records: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-        """Durably add step ``n`` (with audit records); TraceConflict if step ``n`` exists already."""
+                    records: Sequence[dict[str, Any]] = (), used_token: str | None = None) -> list[dict[str, Any]]:
+        """Durably add step ``n`` (with audit records, and the confirmation token it used up); TraceConflict
+        if step ``n`` exists already or the token was used by another step."""
         def prepare(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            now = time.time()
             try:
                 conn.execute("INSERT INTO trace_steps(trace_id, n, ts, atoms) VALUES (?, ?, ?, ?)",
-                             (trace_id, n, time.time(), orjson.dumps(sorted(atoms)).decode()))
+                             (trace_id, n, now, orjson.dumps(sorted(atoms)).decode()))
             except sqlite3.IntegrityError:
                 raise TraceConflict(f"step {n} of trace {trace_id!r} was committed concurrently") from None
+            if used_token is not None:
+                try:
+                    conn.execute("INSERT INTO trace_confirmations(trace_id, token_id, n, ts) VALUES (?, ?, ?, ?)",
+                                 (trace_id, used_token, n, now))
+                except sqlite3.IntegrityError:
+                    raise TraceConflict(f"a confirmation token of trace {trace_id!r} was used concurrently") from None
             return []
 
         try:
@@ -102,11 +126,12 @@ class TraceStore:
         return out["v"]
 
     def purge(self, older_than: float) -> int:
-        """Delete steps of traces older than ``older_than``."""
+        """Delete steps of traces older than ``older_than`` (and the tokens they used; tokens live 15 minutes)."""
         out: dict[str, int] = {}
 
         def prepare(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             out["n"] = conn.execute("DELETE FROM trace_steps WHERE ts < ?", (older_than,)).rowcount
+            conn.execute("DELETE FROM trace_confirmations WHERE ts < ?", (older_than,))
             return []
 
         self.store.append_sync([], prepare=prepare)

@@ -40,6 +40,9 @@ class TraceEvent(BaseModel):
     content: str | None = None
     source: str | None = Field(default=None, max_length=64)
     confirmed: bool | None = None
+    confirmation: str | None = Field(default=None, max_length=1024,
+                                     description="the token a require_confirmation refusal returned, re-sent with "
+                                                 "the same action once the user approved it")
     atoms: list[str] | None = Field(default=None, max_length=256)
 
 
@@ -81,6 +84,7 @@ def _record(svc: Any, principal: Principal, trace_id: str, event: dict[str, Any]
     rec = svc.event(req, verdict, principal, "/v1/traces/{trace_id}/events")
     rec.update({"trace_id": trace_id, "step": d.step, "event_type": str(event.get("type")),
                 "tool": event.get("tool"), "allowed": d.allowed, "committed": d.committed,
+                "confirmation": d.confirmation_status, "confirmation_issued": d.confirmation is not None,
                 "action": rec["action"] if d.allowed else "block",
                 "violations": [{**v.to_dict(), "id": vid} for v, vid in zip(d.violations, violation_ids, strict=True)],
                 "rules": rec["rules"] + [f"policy:{v.policy_id}" for v in d.violations]})
@@ -90,8 +94,11 @@ def _record(svc: Any, principal: Principal, trace_id: str, event: dict[str, Any]
 @router.post("/v1/traces/{trace_id}/events", responses={**ERRORS, 409: ERRORS[401]})
 async def trace_event(trace_id: str, body: TraceEvent, request: Request, principal: DetectorKey) -> Response:
     """Append an agent event and answer, before the agent acts, whether it may: ``{"allowed", "violations",
-    "verdict", "atoms", "step"}``. Tool results and documents are scanned for indirect injection, tool
-    arguments for secrets and personal data; a refused event is not added to the trace."""
+    "verdict", "atoms", "step", "confirmation", "confirmation_status"}``. Tool results and documents are
+    scanned for indirect injection, tool arguments for secrets and personal data; a refused event is not
+    added to the trace. A refusal that the user's confirmation would lift carries ``confirmation``
+    (``{"token", "action_digest", "expires_at"}``): re-send the same action with ``"confirmation": token``
+    once the user said yes (single-use, bound to this trace and action; never show it to the model)."""
     svc = service(request)
     if not trace_id or len(trace_id) > 128 or not all(c.isalnum() or c in "_.:-" for c in trace_id):
         raise APIError(422, "invalid_request", "trace_id: 1–128 characters of A–Z a–z 0–9 _ . : -")
