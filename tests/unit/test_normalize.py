@@ -7,6 +7,8 @@ import codecs
 import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aimds.normalize import Limits, View, Views, normalize
 from aimds.normalize.fold import apply_edits, fold
@@ -536,3 +538,14 @@ def test_short_acronyms_join_without_a_signal() -> None:
 ])
 def test_identifiers_are_not_leet(text: str) -> None:
     assert "leet" not in kinds(normalize(text))
+
+
+@given(st.text(max_size=80))
+def test_decoder_character_counts_match_python(s: str) -> None:
+    from aimds.normalize import decoders as d
+
+    for table, pred in ((d._T_SPACE, str.isspace), (d._T_PRINT, str.isprintable), (d._T_ALNUM, str.isalnum),
+                        (d._T_ALPHA, str.isalpha)):
+        assert d._count(s, table, pred) == sum(map(pred, s))
+        ascii_s = s.encode("ascii", "replace").decode("ascii")
+        assert d._count(ascii_s, table, pred) == sum(map(pred, ascii_s))

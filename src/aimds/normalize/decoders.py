@@ -15,7 +15,7 @@ import binascii
 import heapq
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from html.entities import html5
@@ -456,6 +456,22 @@ _INVISIBLE_DEL = dict.fromkeys([*range(0x200B, 0x2010), *range(0x202A, 0x202F), 
                                  0xFEFF, 0x00AD, *range(0xFE00, 0xFE10)])
 
 
+def _ascii_table(pred: Callable[[str], bool]) -> bytes:
+    return bytes(1 if c < 128 and pred(chr(c)) else 0 for c in range(256))
+
+
+# Per-class tables for counting ASCII samples at C speed (bytes.translate + count).
+_T_SPACE, _T_PRINT, _T_ALNUM, _T_ALPHA = (_ascii_table(f) for f in (str.isspace, str.isprintable,
+                                                                    str.isalnum, str.isalpha))
+
+
+def _count(sample: str, table: bytes, pred: Callable[[str], bool]) -> int:
+    """How many characters of ``sample`` satisfy ``pred`` (``table`` is ``pred`` over ASCII)."""
+    if sample.isascii():
+        return sample.encode("ascii").translate(table).count(1)
+    return sum(map(pred, sample))
+
+
 def _texty(s: str) -> bool:
     """Mostly printable, mostly letters and digits: worth a decoded view."""
     sample = s[:_SAMPLE]
@@ -464,11 +480,11 @@ def _texty(s: str) -> bool:
     stripped = sample.strip()
     if len(stripped) < 4:
         return False
-    spaces = sum(map(str.isspace, sample))
-    printable = sum(map(str.isprintable, sample)) + spaces - sample.count(" ")
+    spaces = _count(sample, _T_SPACE, str.isspace)
+    printable = _count(sample, _T_PRINT, str.isprintable) + spaces - sample.count(" ")
     if printable < 0.95 * len(sample) or "\ufffd" in sample:
         return False
-    alnum = sum(map(str.isalnum, sample))
+    alnum = _count(sample, _T_ALNUM, str.isalnum)
     return alnum >= 0.5 * (len(sample) - spaces)
 
 
@@ -477,8 +493,8 @@ def _natural(s: str) -> bool:
     sample = s[:_SAMPLE]
     if not _texty(sample):
         return False
-    spaces = sum(map(str.isspace, sample))
-    letters = sum(map(str.isalpha, sample))
+    spaces = _count(sample, _T_SPACE, str.isspace)
+    letters = _count(sample, _T_ALPHA, str.isalpha)
     nonspace = len(sample) - spaces
     if letters < 0.7 * nonspace or len(set(sample.lower())) < 5:
         return False
