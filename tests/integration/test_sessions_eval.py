@@ -49,3 +49,14 @@ def test_hard_sessions_need_the_analysis(guard: Guard) -> None:
     on = evaluate_sessions(guard, hard + benign, analysis=True)
     assert off["overall"]["tpr"] <= 0.4 and on["overall"]["tpr"] >= off["overall"]["tpr"] + 0.4
     assert on["overall"]["fpr"] == 0.0
+
+
+def test_tune_split_hard_kinds_and_their_benign_twins(guard: Guard) -> None:
+    # development split only: story-told payloads, impersonal probing and the hard benign shapes
+    rows = generate("tune", scale=0.25)
+    hard = [r for r in rows if r["kind"] in ("hard_split_payload", "hard_probing")]
+    benign = [r for r in rows if r["kind"].startswith("benign_hard")]
+    on = evaluate_sessions(guard, hard + benign, analysis=True)
+    assert on["by_kind"]["hard_split_payload"]["flagged_rate"] >= 0.9
+    assert on["by_kind"]["hard_probing"]["flagged_rate"] >= 0.9
+    assert not any(k.startswith("benign:session.split_payload") for k in on["session_rules_in_flagged_turns"])

@@ -80,7 +80,11 @@ class ChainLibrary:
         self._owner: list[str] = []
         for s in steps:
             for cue in s.cues:
-                if self._set.Add(cue) < 0:
+                try:
+                    ok = self._set.Add(cue) >= 0
+                except re2.error:
+                    ok = False
+                if not ok:
                     raise ConfigError(f"step {s.id}: invalid cue {cue!r}")
                 self._owner.append(s.id)
         self._set.Compile()

@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 import re2
 
+from aimds.analyze.assembled import AssembledCheck, load_assembled
 from aimds.analyze.chains import ChainLibrary, load_chains
 from aimds.analyze.lyapunov import CHAOTIC, classify
 from aimds.analyze.sequence import near_duplicates, normalize_turn
@@ -189,6 +190,8 @@ _PART = re2.compile(r"\b(?:part|piece|fragment|chunk|segment|section|word|bit|li
 #: A quotation opened in one turn and closed in a later one (a payload told as a story over turns).
 _QUOTE = re2.compile(r"[\"“«]([^\"”»]+)[\"”»]")
 _VOCATIVE = re2.compile(r"^\s*(?:dear )?[a-z][a-z'-]{0,20}, ")
+#: Steps of the current turn that ask to act on assembled text (``data/chains/steps.yaml``).
+_ACT_STEPS = frozenset({"execute", "follow_doc", "act_on_text"})
 _ORDINAL = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
 
 
@@ -228,6 +231,7 @@ class AnalyzerOptions:
     assembly_margin: float = 0.15   # assembled risk must exceed every part's risk by this much
     unasked_assembly_score: float = 0.4  # fragments assembled without a request to act on them: evidence only
     max_assembled_chars: int = 4000
+    across_max_turns: int = 4       # longest run of neighbouring turns judged as one text written across them
     crescendo_min_turns: int = 3
     crescendo_min_level: float = 0.45
     crescendo_min_rise: float = 0.35
@@ -257,8 +261,9 @@ class SessionAnalyzer:
     """Finds multi-turn attacks in a session's history plus the current turn."""
 
     def __init__(self, chains: ChainLibrary | None = None, options: AnalyzerOptions | None = None,
-                 **overrides: float | int | bool | None) -> None:
+                 assembled: AssembledCheck | None = None, **overrides: float | int | bool | None) -> None:
         self.chains = chains if chains is not None else load_chains()
+        self.assembled = assembled if assembled is not None else load_assembled()
         opts = options or AnalyzerOptions()
         for k, v in overrides.items():
             if not hasattr(opts, k):
@@ -327,33 +332,54 @@ class SessionAnalyzer:
             frags += fragments(t.text_norm, i)
         cur_frags = [f for f in frags if f.order[0] % 1000 == len(turns) - 1 or f.order[0] == len(turns) - 1]
         assembling = bool(tags[-1] & {"combine", "execute"})
-        asked = bool(tags[-1] & {"execute", "follow_doc"})  # the current turn asks to act on the pieces
-        candidates: list[tuple[str, str, bool]] = []
+        asked = bool(tags[-1] & _ACT_STEPS)  # the current turn asks to act on the pieces
+        # (how, text, acted on, also scanned by the single-message detectors)
+        candidates: list[tuple[str, str, bool, bool]] = []
         if len(frags) >= 2 and (assembling or cur_frags):
             ordered = self._order(frags, turns[-1].text_norm)
-            candidates.append(("fragments", " ".join(f.value for f in ordered), asked))
+            candidates.append(("fragments", " ".join(f.value for f in ordered), asked, True))
         quoted = self._cross_quotes(turns)
         if quoted:
-            candidates.append(("quotation told over turns", quoted, True))
+            candidates.append(("quotation told over turns", quoted, True, True))
+        if asked and len(turns) >= 3:  # judged by the assembled-instruction check only
+            pieces = self._quoted_pieces(turns[:-1])
+            if pieces:
+                candidates.append(("quoted pieces of recent turns", pieces, True, False))
+            across = self._across(turns[:-1])
+            if across:
+                candidates.append(("text written across recent turns", across, True, False))
+        if not candidates:
+            return []
         parts_risk = max(t.risk for t in turns[-4:]) if turns else 0.0
         if frags:
             parts_risk = max(parts_risk, max(turns[f.order[0] % 1000].risk for f in frags
                                              if f.order[0] % 1000 < len(turns)))
+        check = self.assembled
+        parts_check = max(check.score(t.text_norm).score for t in turns)
         best: Finding | None = None
-        for how, text, act in candidates:
+        for how, text, act, scanned in candidates:
             text = text[: o.max_assembled_chars]
-            verdict = scan(text)
-            if verdict.risk >= o.monitor and verdict.risk >= parts_risk + o.assembly_margin:
-                cat = next((c for c in verdict.categories if c is not Category.OBFUSCATION),
-                           Category.PROMPT_INJECTION)
-                score = min(1.0, verdict.risk) if act else min(verdict.risk, o.unasked_assembly_score)
-                f = Finding(DETECTOR, "session.split_payload", cat, score, 7, None,
-                            excerpt(text, 0, len(text)),
-                            f"the {how} of recent turns assembled score {verdict.risk:.2f}; "
-                            f"the riskiest single part scored {parts_risk:.2f}"
-                            + ("" if act else "; no turn asked to act on it yet"))
-                if best is None or f.score > best.score:
-                    best = f
+            risk, cat, why = 0.0, Category.PROMPT_INJECTION, ""
+            if scanned:
+                verdict = scan(text)
+                if verdict.risk >= o.monitor and verdict.risk >= parts_risk + o.assembly_margin:
+                    risk = min(1.0, verdict.risk)
+                    cat = next((c for c in verdict.categories if c is not Category.OBFUSCATION),
+                               Category.PROMPT_INJECTION)
+                    why = (f"scanned whole, it scores {verdict.risk:.2f}; "
+                           f"the riskiest single part scored {parts_risk:.2f}")
+            a = check.score(text)
+            if a.score >= o.monitor and a.score >= parts_check + o.assembly_margin and a.score > risk:
+                risk, cat = a.score, a.category or Category.PROMPT_INJECTION
+                why = (f"it reads as an instruction to the assistant ({a.why()}, {a.score:.2f}); "
+                       f"no single turn does ({parts_check:.2f})")
+            if risk <= 0:
+                continue
+            score = risk if act else min(risk, o.unasked_assembly_score)
+            f = Finding(DETECTOR, "session.split_payload", cat, score, 7, None, excerpt(text, 0, len(text)),
+                        f"the {how}, put together: {why}" + ("" if act else "; no turn asked to act on it yet"))
+            if best is None or f.score > best.score:
+                best = f
         return [best] if best else []
 
     @staticmethod
@@ -362,7 +388,7 @@ class SessionAnalyzer:
         if len(turns) < 3:
             return ""
         starts, joined, pos = [], [], 0
-        for t in turns[:-1]:
+        for t in turns:
             starts.append(pos)
             joined.append(t.text_norm)
             pos += len(t.text_norm) + 1
@@ -374,6 +400,34 @@ class SessionAnalyzer:
             if last > first and len(m.group(1)) >= 8:
                 out.append(_VOCATIVE.sub("", m.group(1), count=1))  # "pim, please …" is addressed to a character
         return " ".join(out)
+
+    def _across(self, turns: list[Turn]) -> str:
+        """The sentence written across 2 to ``across_max_turns`` neighbouring turns that reads most as an
+        instruction ("" if none).
+
+        Cue groups must meet in one sentence of a few neighbouring turns, so two remarks of a chat
+        ("a plan with no limits?" … "you are the best") do not make an instruction together.
+        """
+        best, best_score = "", 0.0
+        n = len(turns)
+        for k in range(2, min(self.options.across_max_turns, n) + 1):
+            for i in range(n - k + 1):
+                for sent in _sentences(" ".join(t.text_norm for t in turns[i:i + k])):
+                    sc = self.assembled.score(sent).score
+                    if sc > best_score:
+                        best, best_score = sent, sc
+        return best
+
+    @staticmethod
+    def _quoted_pieces(turns: list[Turn]) -> str:
+        """The quotations inside each recent turn, in order, when at least two turns hold one ("" if not)."""
+        out: list[str] = []
+        holders = 0
+        for t in turns:
+            got = [m.group(1) for m in _QUOTE.finditer(t.text_norm)]
+            holders += bool(got)
+            out += got
+        return " ".join(out) if holders >= 2 else ""
 
     @staticmethod
     def _order(frags: list[Fragment], current: str) -> list[Fragment]:
