@@ -6,8 +6,11 @@ the current turn for
 
 * ``session.split_payload`` — fragments defined over several turns (``a = "…"``, ``keep this: "…"``,
   ``part 2: …``) assembled, and quotations opened in one turn and closed in a later one (a payload
-  told as a story), then scanned again: the whole is riskier than any of its parts. Assembled
-  fragments count fully only once a turn asks to act on them (code that joins two strings does not);
+  told as a story), then scanned again: the whole is riskier than any of its parts. When a turn asks
+  to act on what was told (``act_on_text``, ``execute``), quoted pieces of recent turns and sentences
+  written across neighbouring turns are put together too; every assembled text is also judged by the
+  assembled-instruction check (:mod:`aimds.analyze.assembled`). Assembled fragments count fully only
+  once a turn asks to act on them (code that joins two strings does not);
 * ``session.crescendo`` — a pressure trajectory that keeps rising over several turns while each turn
   on its own stays unremarkable;
 * ``session.probing`` — many near-duplicate attempts with small mutations after a refusal;
