@@ -198,6 +198,14 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True, n_page
         t = time.perf_counter()
         tg.decide(state, tool_result_2kb(), scan=scan)
         page.append((time.perf_counter() - t) * 1e6)
+    varied: list[float] = []
+    transformer_ran = 0
+    for ev in varied_pages(n_page):
+        state = tg.new_trace()
+        t = time.perf_counter()
+        d = tg.decide(state, ev, scan=scan)
+        varied.append((time.perf_counter() - t) * 1e6)
+        transformer_ran += int(d.verdict is not None and "encoder" in d.verdict.latency_us)
     allv = [x for v in lat.values() for x in v]
     return {"mode": "in_process", "confirmations": confirmations,
             "detectors": list(guard.settings.detectors) if scan else [],
@@ -207,6 +215,9 @@ def in_process(rows: list[dict[str, Any]], fast: bool, scan: bool = True, n_page
                           **{k: {"n": len(v), "p50": round(pct(v, 0.5), 1), "p99": round(pct(v, 0.99), 1)}
                              for k, v in sorted(lat.items())}},
             "tool_result_2kb_us": {"n": len(page), "p50": round(pct(page, 0.5), 1), "p99": round(pct(page, 0.99), 1)},
+            "tool_result_2kb_varied_us": {"n": len(varied), "p50": round(pct(varied, 0.5), 1),
+                                          "p99": round(pct(varied, 0.99), 1),
+                                          "transformer_ran": transformer_ran},
             "monitor_us_per_step": {"n": len(monitor), "p50": round(pct(monitor, 0.5), 1),
                                     "p99": round(pct(monitor, 0.99), 1),
                                     "per_policy_p50": round(pct(monitor, 0.5) / max(1, len(tg.policies.policies)), 2)}}
@@ -218,6 +229,39 @@ def tool_result_2kb() -> dict[str, Any]:
             "settings are kept. Support for the legacy protocol ends next spring.</p>")
     text = "<html><body><h1>Release notes</h1>" + para * 20
     return {"type": "tool_result", "tool": "browse", "source": "web", "content": text[:2048]}
+
+
+def varied_pages(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """``n`` benign 2 KB tool results in varied shapes (HTML page, markdown, JSON search results, e-mail, plain
+    text) built from ``aimds bench``'s paragraphs (text no model trained on): how often the cascade must run the
+    transformer on ordinary tool output decides the latency figure more than one fixed page does."""
+    import random
+    from importlib import resources
+
+    import yaml
+
+    corpus = yaml.safe_load(resources.files("aimds").joinpath("data/bench/corpus.yaml").read_text("utf-8"))
+    paras = corpus["paragraphs"]
+    rng = random.Random(seed)
+    shapes = ("html", "markdown", "json", "email", "text")
+    out = []
+    for i in range(n):
+        picked = [rng.choice(paras) for _ in range(8)]
+        shape = shapes[i % len(shapes)]
+        if shape == "html":
+            text = "<html><body><h1>Notes</h1>" + "".join(f"<p>{p}</p>" for p in picked)
+        elif shape == "markdown":
+            text = "# Notes\n\n" + "\n\n".join(f"## Item {k + 1}\n\n{p}" for k, p in enumerate(picked))
+        elif shape == "json":
+            text = json.dumps({"results": [{"title": p.split(".")[0][:60], "snippet": p, "rank": k + 1}
+                                           for k, p in enumerate(picked)]})
+        elif shape == "email":
+            text = "From: team@example.com\nSubject: Weekly digest\n\nHi all,\n\n" + "\n\n".join(picked)
+        else:
+            text = "\n\n".join(picked)
+        out.append({"type": "tool_result", "tool": "browse" if shape in ("html", "markdown") else "search",
+                    "source": "web", "content": text[:2048]})
+    return out
 
 
 def via_api(rows: list[dict[str, Any]], url: str, key: str, n_latency: int) -> dict[str, Any]:
@@ -255,11 +299,20 @@ def via_api(rows: list[dict[str, Any]], url: str, key: str, n_latency: int) -> d
             page.append((time.perf_counter() - t) * 1e3)
             if r.status_code != 200:
                 errors[str(r.status_code)] += 1
+        varied: list[float] = []
+        for i, ev in enumerate(varied_pages(n_latency)):
+            t = time.perf_counter()
+            r = client.post(f"/v1/traces/var-{run}-{i}/events", json=ev)
+            varied.append((time.perf_counter() - t) * 1e3)
+            if r.status_code != 200:
+                errors[str(r.status_code)] += 1
     allv = [x for v in lat.values() for x in v]
     rt = {k: {"n": len(v), "p50": round(pct(v, 0.5), 2), "p99": round(pct(v, 0.99), 2)}
           for k, v in [("all", allv), *sorted(lat.items())]}
     return {"mode": "api", "url": url, **report(outcomes), "http_errors": dict(errors), "round_trip_ms": rt,
-            "tool_result_2kb_ms": {"n": len(page), "p50": round(pct(page, 0.5), 2), "p99": round(pct(page, 0.99), 2)}}
+            "tool_result_2kb_ms": {"n": len(page), "p50": round(pct(page, 0.5), 2), "p99": round(pct(page, 0.99), 2)},
+            "tool_result_2kb_varied_ms": {"n": len(varied), "p50": round(pct(varied, 0.5), 2),
+                                          "p99": round(pct(varied, 0.99), 2)}}
 
 
 def main(argv: list[str] | None = None) -> int:
