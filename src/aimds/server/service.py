@@ -14,6 +14,7 @@ from typing import Any
 
 from aimds.detect.memory import MemoryDetector
 from aimds.detect.output import CanaryDetector
+from aimds.errors import ConfigError
 from aimds.pipeline import Guard, StageCallback
 from aimds.respond import canary as canaries
 from aimds.respond.actions import ResponseConfig
@@ -60,6 +61,11 @@ class Service:
     def __init__(self, settings: ServiceSettings, guard: Guard | None = None,
                  store: SQLiteStore | None = None) -> None:
         settings.validate()
+        names = [d.name for d in guard.detectors] if guard is not None else list(settings.guard.detectors)
+        unknown = [n for n in settings.trace_detectors if n not in [*names, *(["memory"] if settings.memory else [])]]
+        if unknown:   # before anything is opened
+            raise ConfigError(f"trace_detectors: {', '.join(unknown)} not among the service's detectors "
+                              f"({', '.join(names)})")
         self.settings = settings
         self.store = store or SQLiteStore(settings.data_dir, checkpoint_every=settings.checkpoint_every,
                                           synchronous=settings.synchronous, signing_key=settings.signing_key)
@@ -90,9 +96,11 @@ class Service:
                    if settings.alert_webhook_url else None)
         self.responses = Scheduler(default_handlers(self.flags, webhook), config=ResponseConfig.load(),
                                    outbox=Outbox(self.store), on_event=self.metrics.observe_response)
-        self.traces = TraceManager(self.guard, TraceStore(self.store), confirmations=settings.confirmations,
+        self.traces = TraceManager(self._trace_guard(settings.trace_detectors), TraceStore(self.store),
+                                   confirmations=settings.confirmations,
                                    confirmation_key=confirmation_key(self.hash_key),
                                    confirmation_ttl_s=settings.confirmation_ttl_s)
+        self.trace_reloader = ModelReloader(self.traces.guard, self.models, poll_s=settings.model_poll_s)
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         self.executor = ThreadPoolExecutor(settings.scan_threads, thread_name_prefix="aimds-scan")
@@ -105,13 +113,33 @@ class Service:
         """Load models and rules (off the event loop); start the response scheduler (redelivers pending alerts)."""
         await asyncio.get_running_loop().run_in_executor(self.executor, self.guard.load)
         await asyncio.get_running_loop().run_in_executor(self.executor, self.reloader.start)
+        if self.traces.guard is not self.guard:   # its own n-gram model follows the learned versions too
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.traces.guard.load)
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.trace_reloader.start)
         self.responses.start()
         self.ready = True
+
+    def _trace_guard(self, names: Sequence[str]) -> Guard:
+        """The guard agent-trace events are scanned with: the service's own, or one with only ``names``.
+
+        Those detectors are built for that set (without the transformer the n-gram model uses the threshold
+        tuned for it alone); the canary and memory detectors are the service's own instances (this
+        deployment's key, the live attack memory). No session analysis: trace events are not chat turns.
+        """
+        if not names:
+            return self.guard
+        have = {d.name: d for d in self.guard.detectors}
+        own = replace(self.guard.settings, detectors=tuple(names))
+        fresh = Guard(own, policy=self.guard.policy).detectors if set(names) - {"canary", "memory"} else []
+        detectors = [have[n] for n in names if n in ("canary", "memory")] + \
+            [d for d in fresh if d.name not in ("canary", "memory")]
+        return Guard(own, detectors=detectors, policy=self.guard.policy, analyzer=self.guard.analyzer)
 
     def close(self) -> None:
         """Drain response actions, flush the store (final signed checkpoint) and stop the scan threads."""
         self.ready = False
         self.reloader.stop()
+        self.trace_reloader.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.responses.close(drain_s=2.0)
         self._background.shutdown(wait=True)

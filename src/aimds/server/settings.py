@@ -59,6 +59,10 @@ class ServiceSettings:
     # bare confirmed/approved flags and approval events (runtimes that cannot carry a token)
     confirmations: str = "token"
     confirmation_ttl_s: float = 900.0
+    # agent traces: the detectors events are scanned with (empty: the service's own). The fast profile
+    # (obfuscation,signatures,pii,secrets,canary,exfil_output,classifier) keeps a 2 KB tool result at a few
+    # ms; without the transformer fewer injected pages are flagged (README, "Agents"): policies still apply
+    trace_detectors: tuple[str, ...] = ()
     # multi-turn analysis over sessions kept in the store
     sessions: bool = True
     # the attack memory (exemplars from feedback) as a detector; off: feedback is stored but not used
