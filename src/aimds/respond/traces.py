@@ -148,6 +148,7 @@ class TraceDecision:
     confirmation: Confirmation | None = None   # issued: the refusal can be lifted by confirming this action
     confirmation_status: str | None = None     # a presented token: "accepted" or why it was not
     used_token: str | None = None              # the token id this committed step used up
+    deep_scan: str | None = None               # "pending": the full pipeline scans this read in the background
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (the trace API's response body)."""
@@ -155,7 +156,7 @@ class TraceDecision:
                 "verdict": self.verdict.to_dict() if self.verdict is not None else None,
                 "atoms": sorted(self.atoms), "step": self.step, "committed": self.committed,
                 "confirmation": self.confirmation.to_dict() if self.confirmation is not None else None,
-                "confirmation_status": self.confirmation_status}
+                "confirmation_status": self.confirmation_status, "deep_scan": self.deep_scan}
 
 
 @dataclass

@@ -99,7 +99,9 @@ class Service:
         self.traces = TraceManager(self._trace_guard(settings.trace_detectors), TraceStore(self.store),
                                    confirmations=settings.confirmations,
                                    confirmation_key=confirmation_key(self.hash_key),
-                                   confirmation_ttl_s=settings.confirmation_ttl_s)
+                                   confirmation_ttl_s=settings.confirmation_ttl_s,
+                                   deep_guard=self.guard if settings.trace_deep_scan == "deferred" else None,
+                                   deep_wait_s=settings.trace_deep_wait_s)
         self.trace_reloader = ModelReloader(self.traces.guard, self.models, poll_s=settings.model_poll_s)
         self.auth = Authenticator(settings, self.store)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
@@ -141,6 +143,7 @@ class Service:
         self.reloader.stop()
         self.trace_reloader.stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.traces.close()
         self.responses.close(drain_s=2.0)
         self._background.shutdown(wait=True)
         self.memory.close()

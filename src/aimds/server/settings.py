@@ -63,6 +63,11 @@ class ServiceSettings:
     # (obfuscation,signatures,pii,secrets,canary,exfil_output,classifier) keeps a 2 KB tool result at a few
     # ms; without the transformer fewer injected pages are flagged (README, "Agents"): policies still apply
     trace_detectors: tuple[str, ...] = ()
+    # deferred: with trace_detectors set, content an agent reads is also scanned by the full pipeline in the
+    # background, and the trace's next non-read event (the action) waits for it (at most trace_deep_wait_s,
+    # then 503 scan_pending); inline: trace events get the trace detectors' verdict only
+    trace_deep_scan: str = "inline"
+    trace_deep_wait_s: float = 5.0
     # multi-turn analysis over sessions kept in the store
     sessions: bool = True
     # the attack memory (exemplars from feedback) as a detector; off: feedback is stored but not used
@@ -110,6 +115,12 @@ class ServiceSettings:
             raise ConfigError(f"confirmations must be token or legacy, got {self.confirmations!r}")
         if not 0 < self.confirmation_ttl_s <= 86_400:
             raise ConfigError("confirmation_ttl_s must be in (0, 86400]")
+        if self.trace_deep_scan not in ("inline", "deferred"):
+            raise ConfigError(f"trace_deep_scan must be inline or deferred, got {self.trace_deep_scan!r}")
+        if self.trace_deep_scan == "deferred" and not self.trace_detectors:
+            raise ConfigError("trace_deep_scan=deferred needs trace_detectors (the cheap subset scanned inline)")
+        if not 0 < self.trace_deep_wait_s <= 60:
+            raise ConfigError("trace_deep_wait_s must be in (0, 60]")
         if self.alert_webhook_url and len(self.alert_webhook_secret or "") < 16:
             raise ConfigError("alert_webhook_url needs alert_webhook_secret of at least 16 characters")
         if self.environment == "development":

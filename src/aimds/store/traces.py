@@ -4,7 +4,10 @@ A trace is the list of committed steps (each a set of atoms). Workers keep monit
 catch up from here when another worker committed steps since (only the missing steps are replayed).
 A confirmation token a step used up is recorded with that step, in the same transaction, so a token
 confirms one step once whichever worker sees it (a second use is a conflict, then ``used``).
-The policy set is versioned: ``PUT /v1/policies`` stores a new version (audited) and every worker
+A step whose content gets a deferred deep scan (``trace_deep_scan: deferred``) has a pending row in
+``trace_deep_scans`` committed with it; the scan's extra ``flagged:*`` atoms are merged into the step when it
+finishes (one transaction), and the trace's *revision* (its amended steps) tells every worker to rebuild
+its monitors. The policy set is versioned: ``PUT /v1/policies`` stores a new version (audited) and every worker
 picks it up on its next trace request.
 """
 
@@ -36,6 +39,15 @@ CREATE TABLE IF NOT EXISTS trace_confirmations (
     PRIMARY KEY (trace_id, token_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trace_confirmations_ts ON trace_confirmations(ts);
+CREATE TABLE IF NOT EXISTS trace_deep_scans (
+    trace_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    added TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (trace_id, n)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_deep_scans_ts ON trace_deep_scans(ts);
 CREATE TABLE IF NOT EXISTS agent_policy_sets (
     version INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -74,9 +86,10 @@ class TraceStore:
         return row is not None
 
     def commit_step(self, trace_id: str, n: int, atoms: frozenset[str],
-                    records: Sequence[dict[str, Any]] = (), used_token: str | None = None) -> list[dict[str, Any]]:
-        """Durably add step ``n`` (with audit records, and the confirmation token it used up); TraceConflict
-        if step ``n`` exists already or the token was used by another step."""
+                    records: Sequence[dict[str, Any]] = (), used_token: str | None = None,
+                    deep_pending: bool = False) -> list[dict[str, Any]]:
+        """Durably add step ``n`` (with audit records, the confirmation token it used up, and a pending deep
+        scan when ``deep_pending``); TraceConflict if step ``n`` exists already or the token was used."""
         def prepare(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             now = time.time()
             try:
@@ -84,6 +97,9 @@ class TraceStore:
                              (trace_id, n, now, orjson.dumps(sorted(atoms)).decode()))
             except sqlite3.IntegrityError:
                 raise TraceConflict(f"step {n} of trace {trace_id!r} was committed concurrently") from None
+            if deep_pending:
+                conn.execute("INSERT OR REPLACE INTO trace_deep_scans(trace_id, n, ts, done, added) "
+                             "VALUES (?, ?, ?, 0, '[]')", (trace_id, n, now))
             if used_token is not None:
                 try:
                     conn.execute("INSERT INTO trace_confirmations(trace_id, token_id, n, ts) VALUES (?, ?, ?, ?)",
@@ -98,6 +114,40 @@ class TraceStore:
             if isinstance(exc.__cause__, TraceConflict):
                 raise exc.__cause__ from None
             raise
+
+    def pending_deep(self, trace_id: str) -> list[tuple[int, float]]:
+        """``(step, committed at)`` of this trace's deep scans that have not finished."""
+        rows = self.store.reader().execute(
+            "SELECT n, ts FROM trace_deep_scans WHERE trace_id = ? AND done = 0 ORDER BY n", (trace_id,)).fetchall()
+        return [(int(n), float(ts)) for n, ts in rows]
+
+    def revision(self, trace_id: str) -> int:
+        """How many steps of this trace a deep scan amended (monitors built before a change are stale)."""
+        row = self.store.reader().execute(
+            "SELECT COUNT(*) FROM trace_deep_scans WHERE trace_id = ? AND done = 1 AND added != '[]'",
+            (trace_id,)).fetchone()
+        return int(row[0])
+
+    def finish_deep(self, trace_id: str, n: int, added: frozenset[str]) -> bool:
+        """Record a finished deep scan of step ``n``: merge ``added`` into the step's atoms (one transaction).
+        False when it was finished already (a stale scan settled by another worker)."""
+        out: dict[str, bool] = {}
+
+        def prepare(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute("UPDATE trace_deep_scans SET done = 1, added = ? WHERE trace_id = ? AND n = ? "
+                               "AND done = 0", (orjson.dumps(sorted(added)).decode(), trace_id, n))
+            out["ok"] = cur.rowcount == 1
+            if out["ok"] and added:
+                row = conn.execute("SELECT atoms FROM trace_steps WHERE trace_id = ? AND n = ?",
+                                   (trace_id, n)).fetchone()
+                if row is not None:
+                    atoms = sorted(set(orjson.loads(row[0])) | added)
+                    conn.execute("UPDATE trace_steps SET atoms = ? WHERE trace_id = ? AND n = ?",
+                                 (orjson.dumps(atoms).decode(), trace_id, n))
+            return []
+
+        self.store.append_sync([], prepare=prepare)
+        return out.get("ok", False)
 
     def policy_version(self) -> int:
         """The current policy-set version (0: the shipped library)."""
@@ -132,6 +182,7 @@ class TraceStore:
         def prepare(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             out["n"] = conn.execute("DELETE FROM trace_steps WHERE ts < ?", (older_than,)).rowcount
             conn.execute("DELETE FROM trace_confirmations WHERE ts < ?", (older_than,))
+            conn.execute("DELETE FROM trace_deep_scans WHERE ts < ?", (older_than,))
             return []
 
         self.store.append_sync([], prepare=prepare)

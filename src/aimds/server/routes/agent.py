@@ -20,6 +20,7 @@ from aimds.server.deps import AdminKey, DetectorKey, service
 from aimds.server.errors import APIError
 from aimds.server.jsonio import json_response
 from aimds.server.schemas import ERRORS
+from aimds.server.traces import DeepScanPending
 from aimds.store.sqlite import new_id
 from aimds.store.traces import TraceConflict
 from aimds.types import Action, Role, ScanRequest, Verdict
@@ -117,6 +118,8 @@ async def trace_event(trace_id: str, body: TraceEvent, request: Request, princip
             svc.settings.request_timeout_s)
     except TraceConflict as exc:
         raise APIError(409, "conflict", f"{exc}; retry the event") from None
+    except DeepScanPending as exc:
+        raise APIError(503, "scan_pending", str(exc), headers={"Retry-After": "1"}) from None
     except TimeoutError:
         raise APIError(503, "timeout", "the trace check took too long") from None
     if not stored:  # refused: not part of the trace, but audited
