@@ -79,6 +79,8 @@ def test_bench_json_shape(tmp_path) -> None:
         assert set(rep["pipeline"][size]) == {"p50_us", "p99_us"}
         for tier in ("normalize", "signatures", "classifier"):
             assert rep["tiers"][tier][size]["p99_us"] > 0
+        assert 0.0 <= rep["cascade_ran"][size]["encoder"] <= 1.0
+    assert "encoder ran" in r.output
 
 
 def test_rules_list_and_test() -> None:

@@ -62,11 +62,18 @@ def run_bench(guard: Guard, n: int = 300, warmup: int = 100, sizes: tuple[int, .
         for t in texts[:warmup]:
             guard.scan(t)
         total: list[float] = []
+        ran: dict[str, int] = {}
         for t in texts[warmup:]:
             t0 = time.perf_counter()
-            guard.scan(t)
+            verdict = guard.scan(t)
             total.append((time.perf_counter() - t0) * 1e6)
+            for det in guard.detectors:
+                if det.cascade and det.name in verdict.latency_us:
+                    ran[det.name] = ran.get(det.name, 0) + 1
         report["pipeline"][str(size)] = _pct(total)
+        # How often each cascade stage ran in the pipeline (it is skipped when the cheap stages decide).
+        report.setdefault("cascade_ran", {})[str(size)] = {
+            d.name: round(ran.get(d.name, 0) / max(1, len(total)), 3) for d in guard.detectors if d.cascade}
         # Each tier alone, back to back over the same inputs (the pipeline figure above includes
         # the interference between stages; a cascade stage is timed as if it always ran).
         per: dict[str, list[float]] = {"normalize": []}
@@ -96,4 +103,7 @@ def format_bench(report: dict[str, Any]) -> str:
         f"{report['pipeline'][s]['p50_us']:>17.1f} / {report['pipeline'][s]['p99_us']:<8.1f}" for s in sizes)]
     for name, per in report["tiers"].items():
         rows.append(f"{name:<14}" + "".join(f"{per[s]['p50_us']:>17.1f} / {per[s]['p99_us']:<8.1f}" for s in sizes))
+    for name in next(iter(report.get("cascade_ran", {}).values()), {}):
+        rows.append(f"{name + ' ran':<14}" + "".join(
+            f"{report['cascade_ran'][s][name] * 100:>17.0f}%{'':<10}" for s in sizes))
     return "\n".join(rows)
