@@ -124,6 +124,15 @@ def test_deferred_deep_scan_through_the_api(tmp_path: Path, guard: Guard) -> Non
             act = c.post(f"/v1/traces/{trace}/events", json=EXEC).json()
             assert not act["allowed"] and not act["committed"]
             assert "injection-no-action-until-confirmed" in {v["policy_id"] for v in act["violations"]}
+            assert c.get(f"/v1/traces/{trace}").status_code == 403          # analysts read traces
+        with deferred.client("analyst") as c:
+            steps = c.get(f"/v1/traces/{trace}").json()["steps"]
+            assert [s["step"] for s in steps] == [0]                         # the refused action is not in it
+            assert steps[0]["deep_scan"]["state"] == "done"
+            assert "flagged:indirect_injection" in steps[0]["deep_scan"]["added"]
+            assert "flagged:indirect_injection" in steps[0]["atoms"]
+            assert c.get("/v1/traces/no-such-trace").status_code == 404
+            assert c.get("/v1/traces/bad%20id").status_code == 422
     finally:
         deferred.stop()
         inline.stop()

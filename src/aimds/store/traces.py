@@ -79,6 +79,17 @@ class TraceStore:
                                            (trace_id, start)).fetchall()
         return [frozenset(orjson.loads(r[0])) for r in rows]
 
+    def detail(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every committed step: ``{"step", "ts", "atoms", "deep_scan"}`` (``deep_scan``: None, or ``pending`` /
+        ``done`` with the ``flagged:*`` atoms the full pipeline ``added``)."""
+        rows = self.store.reader().execute(
+            "SELECT s.n, s.ts, s.atoms, d.done, d.added FROM trace_steps s LEFT JOIN trace_deep_scans d "
+            "ON d.trace_id = s.trace_id AND d.n = s.n WHERE s.trace_id = ? ORDER BY s.n", (trace_id,)).fetchall()
+        return [{"step": int(n), "ts": float(ts), "atoms": orjson.loads(atoms),
+                 "deep_scan": None if done is None else {"state": "done" if done else "pending",
+                                                         "added": orjson.loads(added)}}
+                for n, ts, atoms, done, added in rows]
+
     def token_used(self, trace_id: str, token_id: str) -> bool:
         """Whether a step of this trace used up the confirmation token ``token_id``."""
         row = self.store.reader().execute("SELECT 1 FROM trace_confirmations WHERE trace_id = ? AND token_id = ?",

@@ -16,7 +16,7 @@ from aimds.respond.policy.agent import AgentPolicy, PolicySet
 from aimds.respond.policy.progression import check_trace
 from aimds.respond.traces import TraceDecision
 from aimds.server.auth import Principal
-from aimds.server.deps import AdminKey, DetectorKey, service
+from aimds.server.deps import AdminKey, AnalystKey, DetectorKey, service
 from aimds.server.errors import APIError
 from aimds.server.jsonio import json_response
 from aimds.server.schemas import ERRORS
@@ -69,6 +69,11 @@ def _event_dict(event: TraceEvent) -> dict[str, Any]:
     return event.model_dump(exclude_none=True)
 
 
+def _check_trace_id(trace_id: str) -> None:
+    if not trace_id or len(trace_id) > 128 or not all(c.isalnum() or c in "_.:-" for c in trace_id):
+        raise APIError(422, "invalid_request", "trace_id: 1–128 characters of A–Z a–z 0–9 _ . : -")
+
+
 def _check_sizes(request: Request, event: TraceEvent) -> None:
     svc = service(request)
     if event.content is not None:
@@ -101,8 +106,7 @@ async def trace_event(trace_id: str, body: TraceEvent, request: Request, princip
     (``{"token", "action_digest", "expires_at"}``): re-send the same action with ``"confirmation": token``
     once the user said yes (single-use, bound to this trace and action; never show it to the model)."""
     svc = service(request)
-    if not trace_id or len(trace_id) > 128 or not all(c.isalnum() or c in "_.:-" for c in trace_id):
-        raise APIError(422, "invalid_request", "trace_id: 1–128 characters of A–Z a–z 0–9 _ . : -")
+    _check_trace_id(trace_id)
     _check_sizes(request, body)
     event = _event_dict(body)
     holder: dict[str, Any] = {}
@@ -130,6 +134,18 @@ async def trace_event(trace_id: str, body: TraceEvent, request: Request, princip
     evidence = body.content or (json.dumps(body.args, default=str)[:4000] if body.args is not None else "")
     svc.on_violations(decision.violations, holder["vids"], trace_id, stored[0]["id"], evidence)
     return json_response({"trace_id": trace_id, "event_id": stored[0]["id"], **decision.to_dict()})
+
+
+@router.get("/v1/traces/{trace_id}", responses=ERRORS)
+async def get_trace(trace_id: str, request: Request, principal: AnalystKey) -> Response:
+    """A trace as stored: its committed steps with their atoms (what the policies saw) and, for reads scanned
+    in the background, the deep scan's state and the ``flagged:*`` atoms it added. 404 for an unknown trace."""
+    svc = service(request)
+    _check_trace_id(trace_id)
+    steps = await asyncio.to_thread(svc.traces.store.detail, trace_id)
+    if not steps:
+        raise APIError(404, "not_found", f"no trace {trace_id!r}")
+    return json_response({"trace_id": trace_id, "steps": steps})
 
 
 @router.post("/v1/policies/check", responses=ERRORS)
