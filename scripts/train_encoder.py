@@ -439,6 +439,16 @@ def build_model_class() -> Any:
 # ----------------------------------------------------------------------------- train
 
 
+def model_config(work: Path, layers: int = 0) -> dict[str, Any]:
+    """The base model's config, cut to its first ``layers`` layers when ``layers`` > 0."""
+    cfg = json.loads((work / "config.json").read_text(encoding="utf-8"))
+    if layers:
+        if not 0 < layers <= cfg["num_hidden_layers"]:
+            raise SystemExit(f"--layers must be in 1..{cfg['num_hidden_layers']}")
+        cfg["num_hidden_layers"] = layers
+    return cfg
+
+
 class Data:
     """The windowed corpus written by ``prepare``."""
 
@@ -536,7 +546,7 @@ def train_run(data: Data, docs: np.ndarray, *, lr: float, epochs: int, stop_afte
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
-    cfg = json.loads((args.work / "config.json").read_text(encoding="utf-8"))
+    cfg = model_config(args.work, args.layers)
     model = build_model_class()(cfg)
     model.load_bert(read_safetensors(args.work / "base_fp16.safetensors"))
     model.to(device)
@@ -638,6 +648,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "selected": {"lr": lr, "epochs": ep, "schedule_epochs": args.epochs}, "final": final_hist,
         "max_windows_per_batch": args.max_windows, "subset": args.subset, "max_steps": args.max_steps,
         "device": str(device), "secs": round(time.time() - t_start, 1),
+        "layers": len(model.layers), "version": args.version or VERSION,
     }
     (out / "train_report.json").write_text(json.dumps({"training": training, "dev_torch_fp32": dev_rep}, indent=1),
                                            encoding="utf-8")
@@ -661,9 +672,10 @@ def export_and_quantize(model: Any, data: Data, dev: np.ndarray, out: Path, comp
     log("INT8 vs FP32: " + json.dumps(agree))
     fp32.unlink()
     meta = {
-        "version": VERSION,
+        "version": training.get("version", VERSION),
         "base_model": BASE_NAME,
-        "architecture": "BERT-6L-384 + mean pool + linear; output = window logit (sigmoid -> probability)",
+        "architecture": f"BERT-{len(model.layers)}L-384 (the base model's first {len(model.layers)} layers)"
+                        " + mean pool + linear; output = window logit (sigmoid -> probability)",
         "inputs": ["input_ids", "attention_mask"], "output": "logits",
         "max_len": data.summary["max_len"], "stride": data.summary["stride"],
         "cls_id": data.summary["cls_id"], "sep_id": data.summary["sep_id"], "pad_id": pad_id,
@@ -691,9 +703,10 @@ def cmd_export(args: argparse.Namespace) -> None:
     else:
         joined = src / "final_fp16.safetensors"
     data = Data(args.work)
-    cfg = json.loads((args.work / "config.json").read_text(encoding="utf-8"))
+    state = read_safetensors(joined)
+    cfg = model_config(args.work, 1 + max(int(k.split(".")[1]) for k in state if k.startswith("layers.")))
     model = build_model_class()(cfg)
-    model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in read_safetensors(joined).items()})
+    model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()})
     rep_path = src / "train_report.json"
     rep = json.loads(rep_path.read_text(encoding="utf-8")) if rep_path.is_file() else {}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -827,6 +840,8 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")
+    t.add_argument("--layers", type=int, default=0, help="keep the base model's first N layers (0 = all)")
+    t.add_argument("--version", default="", help="version string written to meta.json")
     t.add_argument("--lrs", type=float, nargs="+", default=[5e-5, 1e-4, 3e-5])
     t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--max-windows", type=int, default=64, help="windows per batch")
