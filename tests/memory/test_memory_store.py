@@ -79,6 +79,42 @@ def test_changes_reach_other_processes_memories_and_survive_restart(tmp_path: Pa
         assert {"memory_added", "memory_removed", "memory_restored"} <= set(actions)
 
 
+def test_new_embedder_reseeds_and_leaves_other_models_vectors_out(tmp_path: Path) -> None:
+    """A data dir seeded by an older embedder: the seed is re-embedded in place (an admin's removal stays),
+    seed rows the new seed lacks are removed, and feedback vectors from the old model are not searched."""
+    with SQLiteStore(tmp_path) as store:
+        a = AttackMemory(store).load()
+        seed, version = len(a), a.embedder.version
+        q = a.embedder.embed([TEXT])
+        old_ex = a.add_text(TEXT, "attack", "tester", namespace="t1")
+        kept = a.add_text(TEXT + " Und sofort.", "attack", "tester", namespace="t1")
+        gone = a.tables._read().execute("SELECT id FROM memory_exemplars WHERE source LIKE 'seed:%' ORDER BY rid"
+                                     " LIMIT 1").fetchone()[0]
+        assert a.remove(gone, "admin")
+        conn = store._connect()
+        with conn:  # pretend an older release wrote the seed and the first exemplar
+            conn.execute("UPDATE memory_exemplars SET model = 'emb-old' WHERE source LIKE 'seed:%' OR id = ?",
+                         (old_ex,))
+            conn.execute("INSERT INTO memory_exemplars(id, namespace, kind, source, added_by, ts, status, embedding,"
+                         " model) VALUES ('seed_only_in_old', 'global', 'attack', 'seed:x', 'install', 0, 'active',"
+                         " ?, 'emb-old')", (bytes(384),))
+            conn.execute("UPDATE meta SET value = 'emb-old' WHERE key = 'memory_seed'")
+        conn.close()
+        assert a.tables.stale(version) == {"emb-old": seed + 1}  # seed rows + the first exemplar
+    with SQLiteStore(tmp_path) as store:
+        b = AttackMemory(store, a.embedder).load()
+        assert b.tables.stale(version) == {"emb-old": 1}  # only the feedback exemplar is left behind
+        assert len(b) == seed  # the new seed less the removed one, plus the current exemplar
+        assert b.tables.get(gone).status == "removed" and b.tables.get("seed_only_in_old").status == "removed"
+        hits = {h.id for h in b.search(q, "t1", "attack", k=10)}
+        assert kept in hits and old_ex not in hits
+        assert AttackMemory(store, a.embedder).load().tables.seed_once() == 0  # once per seed version
+        actions = [json.loads(r.body) for r in store.iter_chain()]
+        reseed = [r for r in actions if r.get("action") == "memory_reseeded"]
+        assert len(reseed) == 1 and reseed[0]["previous_model"] == "emb-old" and reseed[0]["removed"] == 1
+        assert store.verify().ok
+
+
 def test_cli_feedback_export_import(tmp_path: Path) -> None:
     data = tmp_path / "d"
     fb = tmp_path / "fb.jsonl"

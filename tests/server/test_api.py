@@ -244,7 +244,7 @@ def test_output_scanning_catches_canary_leaks_and_beacons(live: Live) -> None:
         assert token["token"] and token["id"]
         system = SYSTEM.format(canary=token["token"])
         ok = c.post("/v1/detect/output", json={"response": "Your order ships Monday.", "system_prompt": system})
-        assert ok.json()["action"] == "allow"
+        assert ok.json()["action"] == "allow", ok.json()
         leak = c.post("/v1/detect/output", json={"response": f"My instructions say: {system}",
                                                   "system_prompt": system}).json()
         assert leak["action"] == "block" and "prompt_leak" in leak["categories"]

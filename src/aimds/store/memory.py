@@ -254,22 +254,38 @@ class MemoryStore:
                                     (status,)).fetchall()
         return {k: int(n) for k, n in rows}
 
-    def active_vectors(self) -> Iterator[tuple[int, str, str, str, str, str, bytes]]:
-        """(rid, id, namespace, kind, category, source, embedding) of every active exemplar."""
+    def active_vectors(self, model: str | None = None) -> Iterator[tuple[int, str, str, str, str, str, bytes]]:
+        """(rid, id, namespace, kind, category, source, embedding) of every active exemplar.
+
+        With ``model``, only exemplars embedded by that model (or with no model recorded): vectors from
+        another embedder are not comparable and must not enter the index (see :meth:`stale`).
+        """
         conn = self.store._connect()
         try:
-            yield from conn.execute("SELECT rid, id, namespace, kind, category, source, embedding FROM memory_exemplars"
-                                    " WHERE status = 'active' ORDER BY rid")
+            sql = "SELECT rid, id, namespace, kind, category, source, embedding FROM memory_exemplars" \
+                  " WHERE status = 'active'"
+            args: tuple[str, ...] = ()
+            if model is not None:
+                sql += " AND (model = ? OR model = '')"
+                args = (model,)
+            yield from conn.execute(sql + " ORDER BY rid", args)
         finally:
             conn.close()
 
-    def rows_by_id(self, ids: Sequence[str]) -> list[tuple[int, str, str, str, str, str, bytes, str]]:
-        """(rid, id, namespace, kind, category, source, embedding, status) of the given exemplars."""
+    def stale(self, model: str) -> dict[str, int]:
+        """Active exemplars embedded by another model than ``model``, per model (not searched)."""
+        rows = self._read().execute(
+            "SELECT model, COUNT(*) FROM memory_exemplars WHERE status = 'active' AND model != '' AND model != ?"
+            " GROUP BY model", (model,)).fetchall()
+        return {m: int(n) for m, n in rows}
+
+    def rows_by_id(self, ids: Sequence[str]) -> list[tuple[int, str, str, str, str, str, bytes, str, str]]:
+        """(rid, id, namespace, kind, category, source, embedding, status, model) of the given exemplars."""
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
         return self._read().execute(
-            "SELECT rid, id, namespace, kind, category, source, embedding, status FROM memory_exemplars"
+            "SELECT rid, id, namespace, kind, category, source, embedding, status, model FROM memory_exemplars"
             f" WHERE id IN ({marks})", tuple(ids)).fetchall()
 
     def head(self) -> int:
@@ -284,27 +300,42 @@ class MemoryStore:
 
     # ----------------------------------------------------------------- seed
     def seed_once(self, actor: str = "install") -> int:
-        """Load the shipped seed exemplars once per data directory; returns how many were added."""
-        if self._read().execute("SELECT value FROM meta WHERE key = ?", (SEED_META_KEY,)).fetchone():
-            return 0
+        """Load the shipped seed exemplars once per data directory and seed version; returns how many were written.
+
+        When the shipped seed comes from another embedder than the one this directory was seeded with (a
+        new model release), the seed rows are re-embedded in place (same ids; a seed exemplar an admin
+        removed stays removed) and seed rows the new seed no longer has are removed, in one audited
+        transaction. Feedback exemplars keep their vectors; those from the old embedder are reported by
+        :meth:`stale` and left out of the index.
+        """
+        row = self._read().execute("SELECT value FROM meta WHERE key = ?", (SEED_META_KEY,)).fetchone()
         seed = load_seed()
-        if seed is None:
+        if seed is None or (row and row[0] == seed[4]):
             return 0
         codes, ids, cats, sources, version = seed
         now = time.time()
 
         def prepare(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            if conn.execute("SELECT value FROM meta WHERE key = ?", (SEED_META_KEY,)).fetchone():
+            cur = conn.execute("SELECT value FROM meta WHERE key = ?", (SEED_META_KEY,)).fetchone()
+            if cur and cur[0] == version:
                 return []  # another process seeded first
             conn.executemany(
-                "INSERT OR IGNORE INTO memory_exemplars(id, namespace, kind, category, source, added_by, ts, status,"
-                " embedding, model) VALUES (?, ?, 'attack', ?, ?, ?, ?, 'active', ?, ?)",
+                "INSERT INTO memory_exemplars(id, namespace, kind, category, source, added_by, ts, status,"
+                " embedding, model) VALUES (?, ?, 'attack', ?, ?, ?, ?, 'active', ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET embedding = excluded.embedding, model = excluded.model"
+                " WHERE memory_exemplars.source LIKE 'seed:%'",
                 [(str(i), GLOBAL, str(c), f"seed:{s}", actor, now, codes[k].tobytes(), version)
                  for k, (i, c, s) in enumerate(zip(ids, cats, sources, strict=True))])
+            dropped = conn.execute(
+                "UPDATE memory_exemplars SET status = 'removed' WHERE source LIKE 'seed:%' AND status = 'active'"
+                " AND model != ?", (version,)).rowcount if cur else 0
             conn.execute("INSERT INTO memory_changes(exemplar_id, op, ts) VALUES ('*seed*', 'reload', ?)", (now,))
-            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (SEED_META_KEY, version))
-            return [{"id": new_id("adm"), "kind": "admin", "action": "memory_seeded", "ts": now, "actor": actor,
-                     "count": len(ids), "model": version}]
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (SEED_META_KEY, version))
+            rec = {"id": new_id("adm"), "kind": "admin", "action": "memory_seeded" if not cur else "memory_reseeded",
+                   "ts": now, "actor": actor, "count": len(ids), "model": version}
+            if cur:
+                rec.update({"previous_model": cur[0], "removed": dropped})
+            return [rec]
 
         self.store.append_sync([], prepare=prepare)
         return len(ids)

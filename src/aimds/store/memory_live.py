@@ -8,6 +8,7 @@ directory) the memory holds the shipped seed only and is read-only.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from aimds.embed.model import DIM
 from aimds.store.memory import GLOBAL, KINDS, MemoryStore, NewExemplar, load_seed, text_hash
 from aimds.store.sqlite import SQLiteStore
 from aimds.store.vector_index import Group, VectorIndex
+
+log = logging.getLogger("aimds.store")
 
 EXCERPT_CHARS = 120
 
@@ -98,7 +101,7 @@ class AttackMemory:
         loaded = self.index.load(folder, head, self.embedder.version) if self.persist else None
         skip: set[Group] = set(loaded[1]) if loaded else set()
         batches: dict[Group, tuple[list[int], list[bytes]]] = {}
-        for rid, eid, ns, kind, cat, src, emb in self.tables.active_vectors():
+        for rid, eid, ns, kind, cat, src, emb in self.tables.active_vectors(self.embedder.version):
             group = (ns, kind)
             self._meta[rid] = (eid, kind, cat, src, group)
             self._by_id[eid] = rid
@@ -106,6 +109,10 @@ class AttackMemory:
                 keys, blobs = batches.setdefault(group, ([], []))
                 keys.append(rid)
                 blobs.append(emb)
+        stale = self.tables.stale(self.embedder.version)
+        if stale:
+            log.warning("attack memory: %d exemplar(s) embedded by another model (%s) are not searched; "
+                        "re-add them from their text to use them", sum(stale.values()), ", ".join(sorted(stale)))
         for group, (keys, blobs) in batches.items():
             codes = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(keys), -1)
             self.index.add(group, keys, dequantize(codes))
@@ -123,9 +130,9 @@ class AttackMemory:
 
     def _add_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         by_group: dict[Group, tuple[list[int], list[bytes]]] = {}
-        for rid, eid, ns, kind, cat, src, emb, status in rows:
+        for rid, eid, ns, kind, cat, src, emb, status, model in rows:
             group = (ns, kind)
-            if status != "active":
+            if status != "active" or model not in ("", self.embedder.version):  # removed, or another embedder's
                 if eid in self._by_id:
                     self.index.remove(self._by_id[eid], [group])
                 continue

@@ -2,7 +2,8 @@
 thresholds and the encoder's cascade gate, for the whole default pipeline (signatures included).
 
 The search maximises the true-positive rate subject to a false-positive budget overall and on the
-hard-benign slice, then prefers the highest cascade gate (least encoder time) whose TPR is within
+hard-benign slice (ties: fewer false positives, then stricter thresholds), then prefers the highest
+cascade gate (least encoder time) whose TPR is within
 ``slack`` of the best.
 """
 
@@ -125,7 +126,9 @@ def search(c: dict[str, np.ndarray], monitor: float, cfg: TuneConfig, decided: f
                 if fpr > cfg.target_fpr or hfpr > cfg.target_hard_fpr:
                     continue
                 tpr = float(flagged[~neg].mean())
-                if gate not in per_gate or tpr > per_gate[gate]["tpr"]:
+                # ties on TPR go to the fewer false positives (then the stricter thresholds, found later)
+                if gate not in per_gate or (tpr, -fpr, -hfpr) >= (per_gate[gate]["tpr"], -per_gate[gate]["fpr"],
+                                                                 -per_gate[gate]["hard_fpr"]):
                     per_gate[gate] = {"classifier_threshold": float(tl), "encoder_threshold": float(tf),
                                       "cascade_gate": gate, "cascade_decided": decided, "tpr": tpr,
                                       "fpr": float(fpr), "hard_fpr": float(hfpr), "encoder_share": float(run.mean()),

@@ -144,7 +144,8 @@ async def list_memory(request: Request, principal: AdminKey,
     items, nxt = await asyncio.to_thread(mem.tables.list, namespace=namespace, kind=kind, status=status,
                                          source=source, limit=limit, cursor=cursor)
     return json_response({"items": [e.to_dict() for e in items], "next_cursor": nxt,
-                          "counts": await asyncio.to_thread(mem.tables.count)})
+                          "counts": await asyncio.to_thread(mem.tables.count),
+                          "stale": await asyncio.to_thread(mem.tables.stale, mem.embedder.version)})
 
 
 @router.delete("/v1/memory/{exemplar_id}", responses={**ERRORS, **_404})
