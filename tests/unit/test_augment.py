@@ -313,3 +313,18 @@ def test_mixed_docs_are_benign_multi_document_texts() -> None:
     assert len(rows) == 50
     assert all(r.label == 0 and r.category == "benign_hard" for r in rows)
     assert all(len(r.meta["kinds"]) >= 2 and r.text.count("\n\n") >= 1 for r in rows)
+
+
+def test_short_turns_is_an_opt_in_benign_family_of_short_turns() -> None:
+    from aimds import Guard, Settings
+
+    assert "short_turns" not in augment.DEFAULT_FAMILIES  # aimds train still reproduces the shipped model
+    assert (*augment.DEFAULT_FAMILIES, "short_turns") == augment.NEXT_ENCODER_FAMILIES
+    rows = augment.generate(families=("short_turns",), n_per_family=200)
+    assert len(rows) >= 150 and {r["label"] for r in rows} == {0}
+    assert max(len(r["text"]) for r in rows) < 200
+    kinds = {r["text"].split()[0].lower() for r in rows}
+    assert len(kinds) >= 15  # story, prompting, notification and follow-up turns, not one template
+    rules = Guard(Settings(detectors=("obfuscation", "signatures"))).load()
+    flagged = [r["text"] for r in rows if rules.scan(r["text"]).action != "allow"]
+    assert len(flagged) <= 0.02 * len(rows), flagged

@@ -1165,6 +1165,20 @@ def _fam_hard_sysprompt(ctx: _Ctx) -> Sample:
     return Sample(ctx.pick("sysprompt_top"), 0, "benign_hard")
 
 
+_ST_SLOTS = ("st_story", "st_prompting", "st_notice", "st_followup")
+
+
+def _fam_short_turns(ctx: _Ctx) -> Sample:
+    """A short mid-conversation turn with an attack-like surface (``turns.yaml``): benign.
+
+    Continue a story as a character, write the instructions of one's own bot, ask about a
+    notification, or ask for another version of the last answer.
+    """
+    slot = ctx.rng.choice(_ST_SLOTS)
+    text = ctx.pick(slot)
+    return Sample(vary(text, ctx.rng), 0, "benign_hard", "en", {"kind": slot})
+
+
 @dataclass(frozen=True)
 class Family:
     """A named row generator with its default row count."""
@@ -1195,15 +1209,20 @@ FAMILIES: dict[str, Family] = {
         Family("task_injection", 400, _fam_task_injection, True),
         Family("requests", 900, _fam_requests, False),
         Family("mixed_docs", 700, _fam_mixed_docs, False),
+        Family("short_turns", 700, _fam_short_turns, False),
     )
 }
 #: What ``generate`` makes by default: the families the shipped linear model was trained on (``aimds train``).
 #: ``mixed_docs`` is opt-in (``aimds train --families +mixed_docs``): measured, it cost dev TPR for little gain.
-DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name != "mixed_docs")
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name not in ("mixed_docs", "short_turns"))
+#: The encoder's next training set (``scripts/train_encoder.py prepare --families next``): the default families plus
+#: ``short_turns`` — the retrained encoder (v2, not shipped) blocked short benign chat turns that v1 let through.
+NEXT_ENCODER_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "short_turns")
 #: The families the shipped encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed:
 #: ``scripts/train_encoder.py`` uses them so that it reproduces that model; its next retraining should move to
 #: :data:`DEFAULT_FAMILIES` (``--families default``).
-ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name not in ("requests", "mixed_docs"))
+ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
+                                             if name not in ("requests", "mixed_docs", "short_turns"))
 
 
 def _key(text: str) -> str:
