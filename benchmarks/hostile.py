@@ -1,6 +1,6 @@
 """Time the default pipeline on hostile inputs (the issue's list plus regex bait).
 
-Run: .venv/bin/python benchmarks/hostile.py   (prints one line per input: ms, outcome)
+Run: .venv/bin/python benchmarks/hostile.py   (prints one line per input: ms, outcome, verdict notes)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main() -> None:
             t0 = time.perf_counter()
             try:
                 v = guard.scan(text)
-                outcome = f"{v.action.value} risk={v.risk:.2f}"
+                outcome = f"{v.action.value} risk={v.risk:.2f}" + "".join(f"  [{n}]" for n in v.notes)
             except InputTooLargeError as exc:
                 outcome = f"InputTooLargeError: {exc}"
             print(f"{(time.perf_counter() - t0) * 1000:9.1f} ms  {name:<40} {outcome}")

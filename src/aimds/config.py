@@ -31,6 +31,7 @@ class Settings:
     detector_budget_ms: float = 250.0    # a detector slower than this is named in versions["slow_detectors"]
     decode_depth: int = 4
     decode_budget_ms: float = 20.0
+    scan_deadline_ms: float = 150.0      # wall-clock budget per scan: the encoder stops scoring windows past it
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Settings:
@@ -75,6 +76,11 @@ class Settings:
                 updates["max_chars"] = int(env["AIMDS_MAX_CHARS"])
             except ValueError:
                 raise ConfigError("AIMDS_MAX_CHARS must be an integer") from None
+        if env.get("AIMDS_SCAN_DEADLINE_MS"):
+            try:
+                updates["scan_deadline_ms"] = float(env["AIMDS_SCAN_DEADLINE_MS"])
+            except ValueError:
+                raise ConfigError("AIMDS_SCAN_DEADLINE_MS must be a number") from None
         settings = replace(settings, **updates)
         settings.validate()
         return settings
@@ -87,3 +93,5 @@ class Settings:
             raise ConfigError("at least one detector is required")
         if self.detector_budget_ms <= 0 or self.decode_budget_ms <= 0:
             raise ConfigError("time budgets must be positive")
+        if not self.scan_deadline_ms > 0:  # also rejects NaN
+            raise ConfigError("scan_deadline_ms must be positive")

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from aimds.analyze.session import SessionAnalyzer, SessionStore
@@ -111,7 +112,8 @@ class Guard:
         if views.truncated:
             findings.append(Finding("normalize", "decode_bounds", Category.OBFUSCATION, 0.3, 3, None,
                                     "; ".join(views.notes)[:80], "decoding stopped at a size, depth or time bound"))
-        context = ScanContext(request=request)
+        # the costly stages stop at the deadline and say so in notes; the findings so far still count
+        context = ScanContext(request=request, deadline=t_start + self.settings.scan_deadline_ms / 1000)
         budget_us = self.settings.detector_budget_ms * 1000
         slow: list[str] = []  # finished, but past their budget (reported; their findings still count)
         may_stop = request.role not in (Role.DOCUMENT, Role.TOOL)
@@ -121,8 +123,7 @@ class Guard:
                 continue
             det_context = context
             if det.cascade:
-                det_context = ScanContext(request=request, prior_risk=self._threat_risk(findings),
-                                          scores=context.scores)
+                det_context = replace(context, prior_risk=self._threat_risk(findings))  # shares scores, notes
                 if not det.wants(det_context):
                     continue
             t0 = time.perf_counter()
@@ -167,7 +168,7 @@ class Guard:
         if decision.action is Action.REDACT and decision.threat_action is not Action.BLOCK:
             sanitized = mask_entities(sanitized if sanitized is not None else request.text)
         latency["total"] = (time.perf_counter() - t_start) * 1e6
-        notes = [f"slow: {name}" for name in slow] + [f"normalize: {n}" for n in views.notes]
+        notes = [f"slow: {name}" for name in slow] + [f"normalize: {n}" for n in views.notes] + context.notes
         findings.sort(key=lambda f: -f.score)
         return Verdict(
             action=decision.action,

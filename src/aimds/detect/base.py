@@ -28,6 +28,11 @@ class ScanContext:
     #: What detectors publish for later cascade stages, e.g. ``{"classifier": p,
     #: "classifier_windows": [(start, end, p), ...]}`` (window spans in the folded view).
     scores: dict[str, Any] = field(default_factory=dict)
+    #: Wall-clock end of the scan's budget (a ``time.perf_counter()`` value; None: no deadline).
+    #: A costly stage checks it between units of work and stops once it has passed.
+    deadline: float | None = None
+    #: Lines a detector adds to the verdict's ``notes`` (e.g. work skipped at the deadline).
+    notes: list[str] = field(default_factory=list)
 
 
 class Detector(ABC):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import numpy as np
 
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.classifier import model_finding, threshold_score
@@ -38,7 +41,8 @@ class EncoderDetector(Detector):
 
     Options: ``model_path``, ``threshold``, ``gate``, ``decided``, ``threads`` (onnxruntime
     intra-op threads, default 2), ``always`` (run on every text), ``max_chars``, ``max_regions``
-    and ``max_windows`` (see :meth:`regions`).
+    and ``max_windows`` (see :meth:`regions`), ``deadline_batch`` (windows per model call once the
+    scan's deadline is near, default 2; see :meth:`scan`).
     """
 
     name: ClassVar[str] = "encoder"
@@ -47,6 +51,8 @@ class EncoderDetector(Detector):
     tags: ClassVar[tuple[str, ...]] = ("owasp:LLM01:2025", "atlas:AML.T0051")
     cost: ClassVar[int] = 8000
     cascade: ClassVar[bool] = True
+    #: Seconds per (padded) token before the first measurement: slower than a slow 2-core VM (~0.12 ms).
+    INITIAL_TOKEN_S: ClassVar[float] = 2e-4
 
     def load(self) -> None:
         """Load the ONNX model and tokenizer (raises ModelError if missing or corrupt)."""
@@ -55,6 +61,9 @@ class EncoderDetector(Detector):
         self.model = EncoderModel.load(self.options.get("model_path"), threads=int(self.options.get("threads", 2)))
         self.apply_operating_points(operating_points())
         self.always = bool(self.options.get("always", False))
+        #: The time source ``ScanContext.deadline`` is read with (tests substitute a fake clock).
+        self.clock: Callable[[], float] = time.perf_counter
+        self._token_s = self.INITIAL_TOKEN_S  # running estimate of the model's cost per padded token
         super().load()
 
     def _params_from(self, ops: Mapping[str, Any]) -> EncoderParams:
@@ -133,8 +142,26 @@ class EncoderDetector(Detector):
         chosen = sorted({(s, e) for s, e, _ in ranked} | {(0, min(len(text), 512))})
         return chosen
 
+    def priority(self, spans: Sequence[tuple[int, int]], context: ScanContext) -> list[int]:
+        """Indices of the window ``spans`` (folded offsets) in the order to score them.
+
+        The first window, then those overlapping the n-gram classifier's riskiest windows
+        (``context.scores["classifier_windows"]``, highest probability first), then the rest in text
+        order: when the deadline cuts the stage short, the windows most likely to matter were read.
+        """
+        order = [0] if spans else []
+        for s, e, _ in sorted(context.scores.get("classifier_windows") or [], key=lambda w: -w[2]):
+            order += [i for i, (ws, we) in enumerate(spans) if ws < e and s < we and i not in order]
+        return order + [i for i in range(len(spans)) if i not in order]
+
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
-        """At most one finding: the riskiest window, when its score reaches 0.2."""
+        """At most one finding: the riskiest window, when its score reaches 0.2.
+
+        The windows are scored in :meth:`priority` order until ``context.deadline`` passes; windows
+        skipped there are reported in ``context.notes`` and the scored ones still decide. While all
+        the remaining windows are expected to fit before the deadline they go in one model call, as
+        without a deadline; otherwise ``deadline_batch`` at a time, the deadline checked before each.
+        """
         par = self.params(context)
         folded = views.folded
         budget = int(self.options.get("max_windows", 6))
@@ -145,13 +172,19 @@ class EncoderDetector(Detector):
                 if len(chosen) < budget or len(folded.text) <= int(self.options.get("max_chars", 4000)):
                     chosen.append((rs, w))
         whole = regions == [(0, len(folded.text))]  # every window of the text, in order
-        probs, vectors = self.model.score_windows_pooled([w for _, w in chosen]) if whole \
-            else (self.model.score_windows([w for _, w in chosen]), None)
+        spans = [(rs + w.start, rs + w.end) for rs, w in chosen]
+        probs, vectors = self._score([w for _, w in chosen], self.priority(spans, context), context.deadline,
+                                     pooled=whole)
+        done = sum(p is not None for p in probs)
+        if done < len(chosen):
+            context.notes.append(f"deadline: encoder scored {done} of {len(chosen)} windows")
         if vectors is not None:  # the memory stage reuses this run instead of embedding the text again
             hidden = self.model.meta.get("hidden_output") or {}
             context.scores["window_embeddings"] = (folded.text, str(hidden.get("embedder", "")),
                                                    tuple((w.start, w.end) for _, w in chosen), vectors)
-        scores = [(rs + w.start, rs + w.end, p) for (rs, w), p in zip(chosen, probs, strict=True)]
+        scores = [(s, e, p) for (s, e), p in zip(spans, probs, strict=True) if p is not None]
+        if not scores:
+            return []
         s, e, p = max(scores, key=lambda x: x[2])
         p_lin = context.scores.get("classifier")
         fused = self.fuse(p_lin, p, par.fusion) if p_lin is not None else p
@@ -163,6 +196,38 @@ class EncoderDetector(Detector):
         extra = f", n-gram p={p_lin:.3f}, fused p={fused:.3f}" if p_lin is not None else ""
         return [model_finding(self.name, f"encoder:{self.model.version}", cat, score, folded, s, e,
                               f"transformer p={p:.3f}{extra} (operating threshold {par.threshold:.3f})", "folded")]
+
+    def _score(self, wins: Sequence[Window], order: Sequence[int], deadline: float | None,
+               pooled: bool) -> tuple[list[float | None], np.ndarray | None]:
+        """Probabilities of ``wins`` (None for those skipped at ``deadline``), scored in ``order``, and
+        when ``pooled`` their pooled hidden vectors, only if every window was scored (else None)."""
+        probs: list[float | None] = [None] * len(wins)
+        rows: dict[int, np.ndarray] = {}
+        has_vectors = pooled
+        batch = max(1, int(self.options.get("deadline_batch", 2)))
+        pending = list(order)
+        while pending:
+            now = self.clock()
+            if deadline is not None and now >= deadline:
+                break
+            cost = self._token_s * len(pending) * max(len(wins[i].ids) for i in pending)  # padded tokens
+            take = len(pending) if deadline is None or now + cost <= deadline else batch
+            idx, pending = sorted(pending[:take]), pending[take:]  # text order within a call
+            run = [wins[i] for i in idx]
+            if pooled:
+                got, vecs = self.model.score_windows_pooled(run)
+            else:
+                got, vecs = self.model.score_windows(run), None
+            tokens = len(run) * max(len(w.ids) for w in run)
+            self._token_s = 0.7 * self._token_s + 0.3 * (self.clock() - now) / tokens
+            for k, i in enumerate(idx):
+                probs[i] = got[k]
+                if vecs is not None:
+                    rows[i] = vecs[k]
+            has_vectors = has_vectors and vecs is not None
+        if not has_vectors or len(rows) < len(wins):
+            return probs, None
+        return probs, np.stack([rows[i] for i in range(len(wins))])
 
 
 def _logit(p: float) -> float:
