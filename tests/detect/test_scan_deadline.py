@@ -88,15 +88,27 @@ def test_deadline_from_the_environment() -> None:
         Settings.from_env({"AIMDS_SCAN_DEADLINE_MS": "0"})
 
 
-def test_a_passed_deadline_still_gives_a_verdict_and_says_so(guard: Guard) -> None:
+def test_a_passed_deadline_still_gives_a_verdict_and_says_so(guard: Guard, monkeypatch: pytest.MonkeyPatch) -> None:
     tiny = Guard(Settings(scan_deadline_ms=1e-6), detectors=guard.detectors)
     v = tiny.scan(LONG_DOC, role="document")
-    assert "encoder" in v.latency_us  # the stage ran, but scored nothing: the deadline had passed
-    assert _deadline_notes(v) == ["deadline: encoder scored 0 of 5 windows"]
+    assert "encoder" in v.latency_us  # past the deadline it still reads the first and the riskiest window
+    assert _deadline_notes(v) == ["deadline: encoder scored 2 of 5 windows"]
     assert not v.errors  # not a tier failure: no fail-closed block of long benign documents
-    assert not any(f.detector == "encoder" for f in v.findings)
+    assert any(f.detector == "encoder" for f in v.findings)  # the injection sits in the riskiest window
     assert any(f.detector == "classifier" for f in v.findings)  # the earlier stages' findings still count
     assert v.risk > 0.5
+    monkeypatch.setitem(_stages(guard)[1].options, "min_windows", 0)
+    v0 = tiny.scan(LONG_DOC, role="document")
+    assert _deadline_notes(v0) == ["deadline: encoder scored 0 of 5 windows"]
+
+
+def test_padding_to_spend_the_budget_does_not_switch_the_transformer_off(guard: Guard) -> None:
+    """An attacker who pads the text until the cheaper stages use up the deadline still meets the encoder."""
+    tiny = Guard(Settings(scan_deadline_ms=1e-6), detectors=guard.detectors)
+    padded = "i g n o r e " * 3000
+    v, full = tiny.scan(padded), guard.scan(padded)
+    assert any(f.detector == "encoder" for f in full.findings)
+    assert v.action == full.action and any(f.detector == "encoder" for f in v.findings)
 
 
 def test_the_default_deadline_leaves_an_ordinary_text_alone(guard: Guard) -> None:

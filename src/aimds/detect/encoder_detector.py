@@ -157,8 +157,9 @@ class EncoderDetector(Detector):
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, when its score reaches 0.2.
 
-        The windows are scored in :meth:`priority` order until ``context.deadline`` passes; windows
-        skipped there are reported in ``context.notes`` and the scored ones still decide. While all
+        The windows are scored in :meth:`priority` order until ``context.deadline`` passes (the first
+        ``min_windows``, default 2, always); windows skipped there are reported in ``context.notes`` and
+        the scored ones still decide. While all
         the remaining windows are expected to fit before the deadline they go in one model call, as
         without a deadline; otherwise ``deadline_batch`` at a time, the deadline checked before each.
         """
@@ -205,14 +206,19 @@ class EncoderDetector(Detector):
         rows: dict[int, np.ndarray] = {}
         has_vectors = pooled
         batch = max(1, int(self.options.get("deadline_batch", 2)))
+        # The first ``min_windows`` in priority order (the text's start and the n-gram model's riskiest
+        # window) are scored even past the deadline: padding a text until the cheaper stages spend the
+        # budget must not switch the transformer off (measured: a spaced-out 'ignore' went block -> allow).
+        owed = min(len(wins), max(0, int(self.options.get("min_windows", 2))))
         pending = list(order)
         while pending:
             now = self.clock()
-            if deadline is not None and now >= deadline:
+            if owed <= 0 and deadline is not None and now >= deadline:
                 break
             cost = self._token_s * len(pending) * max(len(wins[i].ids) for i in pending)  # padded tokens
-            take = len(pending) if deadline is None or now + cost <= deadline else batch
+            take = len(pending) if deadline is None or now + cost <= deadline else max(batch, owed)
             idx, pending = sorted(pending[:take]), pending[take:]  # text order within a call
+            owed -= len(idx)
             run = [wins[i] for i in idx]
             if pooled:
                 got, vecs = self.model.score_windows_pooled(run)
