@@ -209,8 +209,13 @@ class EncoderDetector(Detector):
         # The first ``min_windows`` in priority order (the text's start and the n-gram model's riskiest
         # window) are scored even past the deadline: padding a text until the cheaper stages spend the
         # budget must not switch the transformer off (measured: a spaced-out 'ignore' went block -> allow).
-        owed = min(len(wins), max(0, int(self.options.get("min_windows", 2))))
-        pending = list(order)
+        # Windows with the same tokens are scored once (repeated content, or padding meant to be slow).
+        keys = [tuple(w.ids) for w in wins]
+        first: dict[tuple[int, ...], int] = {}
+        for i in order:
+            first.setdefault(keys[i], i)
+        pending = [i for i in order if first[keys[i]] == i]
+        owed = min(len(pending), max(0, int(self.options.get("min_windows", 2))))
         while pending:
             now = self.clock()
             if owed <= 0 and deadline is not None and now >= deadline:
@@ -231,6 +236,12 @@ class EncoderDetector(Detector):
                 if vecs is not None:
                     rows[i] = vecs[k]
             has_vectors = has_vectors and vecs is not None
+        for i, key in enumerate(keys):  # copies share their original's score and vector
+            j = first[key]
+            if j != i and probs[j] is not None:
+                probs[i] = probs[j]
+                if j in rows:
+                    rows[i] = rows[j]
         if not has_vectors or len(rows) < len(wins):
             return probs, None
         return probs, np.stack([rows[i] for i in range(len(wins))])

@@ -68,8 +68,20 @@ class LinearModel:
         return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
     def score_windows(self, text: str) -> list[tuple[int, int, float]]:
-        """``(start, end, probability)`` for each window of ``text``."""
-        return [(s, e, self.proba(self.logit(text[s:e]))) for s, e in windows(len(text), self.window, self.stride)]
+        """``(start, end, probability)`` for each window of ``text``.
+
+        Windows with the same text are scored once: repeated content (boilerplate, or padding meant to
+        make detection slow) costs one window, not one per repetition.
+        """
+        seen: dict[str, float] = {}
+        out = []
+        for s, e in windows(len(text), self.window, self.stride):
+            chunk = text[s:e]
+            p = seen.get(chunk)
+            if p is None:
+                p = seen[chunk] = self.proba(self.logit(chunk))
+            out.append((s, e, p))
+        return out
 
     def category(self, text: str, exclude: tuple[str, ...] = ()) -> str:
         """Most likely attack category for ``text`` (meaningful only when it is an attack)."""
