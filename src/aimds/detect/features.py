@@ -103,3 +103,95 @@ def featurize(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
         np.full(len(w), 1.0 / np.sqrt(max(len(w), 1)), dtype=np.float32),
     ])
     return np.concatenate([c, w]), vals
+
+
+def _rolling(units: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Hashes of every ``n``-gram of ``units`` (the same arithmetic as :func:`_ngram_indices`, unmixed)."""
+    h = np.full(len(units) - n + 1, np.uint64(seed + n), dtype=np.uint64)
+    for k in range(n):
+        h = h * _P + units[k : len(units) - n + 1 + k]
+    return h
+
+
+def _slices(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, position) for ``counts[i]`` consecutive positions from ``starts[i]``, for every i."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts
+    return owner, np.arange(int(counts.sum())) - np.repeat(first, counts) + np.repeat(starts, counts)
+
+
+def window_sums(text: str, spans: list[tuple[int, int]], spec: FeatureSpec,
+                weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per window ``text[s:e]`` of ``spans``: the weight sums and counts of its unique char and word
+    n-gram indices — exactly the features :func:`featurize` gives each window alone, computed for all
+    windows at once (the text is hashed once; windows share the work). Every window must be at least
+    ``max(spec.char_ngrams)`` characters long. Returns ``(char_sum, char_n, word_sum, word_n)``.
+    """
+    nw, dim = len(spans), spec.dim
+    mask = np.uint64(dim - 1)
+    s_arr = np.fromiter((s for s, _ in spans), dtype=np.int64, count=nw)
+    e_arr = np.fromiter((e for _, e in spans), dtype=np.int64, count=nw)
+    length = e_arr - s_arr
+    u = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    space = np.uint64(32)
+    owners, keys = [], []
+    with np.errstate(over="ignore"):
+        for n in spec.char_ngrams:
+            # inside the window: the whole text's n-grams; at each end, the one with the padding space
+            inner = np.maximum(length - n + 1, 0)
+            who, pos = _slices(s_arr, inner)
+            hs = [_rolling(u, n, 0)[pos]] if len(u) >= n else []
+            owners.append(who)
+            left = np.full(nw, np.uint64(n), dtype=np.uint64) * _P + space
+            right = np.full(nw, np.uint64(n), dtype=np.uint64)
+            for k in range(n - 1):
+                left = left * _P + u[s_arr + k]
+                right = right * _P + u[e_arr - n + 1 + k]
+            right = right * _P + space
+            hs += [left, right]
+            owners += [np.arange(nw), np.arange(nw)]
+            keys += [_mix(h) & mask for h in hs]
+        char_sum, char_n = _unique_sums(np.concatenate(owners), np.concatenate(keys), nw, dim, weights)
+        # words: \w runs of the window = the text's runs clipped to it
+        runs = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+        starts = np.fromiter((a for a, _ in runs), dtype=np.int64, count=len(runs))
+        ends = np.fromiter((b for _, b in runs), dtype=np.int64, count=len(runs))
+        crc = np.fromiter((zlib.crc32(text[a:b].encode("utf-8")) for a, b in runs), dtype=np.uint64, count=len(runs))
+        first = np.searchsorted(ends, s_arr, side="right")
+        last = np.searchsorted(starts, e_arr, side="left")
+        seqs = []
+        for w in range(nw):
+            seq = crc[first[w]:last[w]].copy()
+            if len(seq):
+                a, b = int(starts[first[w]]), int(ends[first[w]])
+                if a < s_arr[w] or b > e_arr[w]:
+                    seq[0] = zlib.crc32(text[max(a, int(s_arr[w])):min(b, int(e_arr[w]))].encode("utf-8"))
+                a, b = int(starts[last[w] - 1]), int(ends[last[w] - 1])
+                if len(seq) > 1 and b > e_arr[w]:
+                    seq[-1] = zlib.crc32(text[a:int(e_arr[w])].encode("utf-8"))
+            seqs.append(seq)
+        counts = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=nw)
+        x = np.concatenate(seqs) if nw else np.zeros(0, dtype=np.uint64)
+        who = np.repeat(np.arange(nw), counts)
+        salt = np.uint64(0xABCDEF)
+        owners, keys = [], []
+        for n in spec.word_ngrams:
+            if len(x) < n:
+                continue
+            h = _rolling(x, n, 97)
+            same = who[: len(who) - n + 1] == who[n - 1:]  # n-grams inside one window only
+            owners.append(who[: len(who) - n + 1][same])
+            keys.append(_mix(h[same] ^ salt) & mask)
+        word_sum, word_n = _unique_sums(np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64),
+                                        np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64),
+                                        nw, dim, weights)
+    return char_sum, char_n, word_sum, word_n
+
+
+def _unique_sums(owner: np.ndarray, idx: np.ndarray, nw: int, dim: int,
+                 weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per owner: the sum of ``weights`` over its unique indices, and how many there are."""
+    keys = _unique(owner.astype(np.int64) * dim + idx.astype(np.int64))
+    own, ix = keys // dim, keys % dim
+    return (np.bincount(own, weights=weights[ix].astype(np.float64), minlength=nw),
+            np.bincount(own, minlength=nw).astype(np.float64))

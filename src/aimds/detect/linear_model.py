@@ -12,11 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from aimds.detect.features import FeatureSpec, featurize
+from aimds.detect.features import FeatureSpec, featurize, window_sums
 from aimds.errors import ModelError
 
 ATTACK_CATEGORIES = ("prompt_injection", "indirect_injection", "jailbreak", "prompt_leak", "obfuscation")
 FORMAT = "aimds-linear/1"
+#: From this many distinct windows on they are featurised together (measured 0.6-0.75x the time at 10-100 KB;
+#: at 3 windows, 1 KB, one at a time is faster).
+BATCH_MIN_WINDOWS = 8
 
 
 def default_model_path() -> Path:
@@ -70,18 +73,21 @@ class LinearModel:
     def score_windows(self, text: str) -> list[tuple[int, int, float]]:
         """``(start, end, probability)`` for each window of ``text``.
 
-        Windows with the same text are scored once: repeated content (boilerplate, or padding meant to
-        make detection slow) costs one window, not one per repetition.
+        Several windows are featurised together (:func:`~aimds.detect.features.window_sums`: the text is
+        hashed once) with the same features each window gets alone. Windows with the same text are scored
+        once: repeated content (boilerplate, or padding meant to make detection slow) costs one window.
         """
-        seen: dict[str, float] = {}
-        out = []
-        for s, e in windows(len(text), self.window, self.stride):
-            chunk = text[s:e]
-            p = seen.get(chunk)
-            if p is None:
-                p = seen[chunk] = self.proba(self.logit(chunk))
-            out.append((s, e, p))
-        return out
+        spans = windows(len(text), self.window, self.stride)
+        first: dict[str, int] = {}
+        owner = [first.setdefault(text[s:e], k) for k, (s, e) in enumerate(spans)]
+        distinct = sorted(set(owner))
+        if len(distinct) < BATCH_MIN_WINDOWS or min(e - s for s, e in spans) < max(self.spec.char_ngrams):
+            alone = {k: self.proba(self.logit(text[slice(*spans[k])])) for k in distinct}
+            return [(s, e, alone[owner[k]]) for k, (s, e) in enumerate(spans)]
+        cs, cn, ws, wn = window_sums(text, [spans[k] for k in distinct], self.spec, self.weights)
+        z = cs / np.sqrt(np.maximum(cn, 1.0)) + ws / np.sqrt(np.maximum(wn, 1.0)) + self.bias
+        p = {k: self.proba(float(v)) for k, v in zip(distinct, z, strict=True)}
+        return [(s, e, p[owner[k]]) for k, (s, e) in enumerate(spans)]
 
     def category(self, text: str, exclude: tuple[str, ...] = ()) -> str:
         """Most likely attack category for ``text`` (meaningful only when it is an attack)."""
