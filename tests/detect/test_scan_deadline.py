@@ -168,3 +168,13 @@ def test_memory_reuse_vectors_only_with_full_coverage(guard: Guard, fake_clock: 
     batched = ctx.scores["window_embeddings"]
     assert batched[2] == whole[2]
     assert float(np.min((batched[3] * whole[3]).sum(axis=1))) > 0.999  # same up to int8 batch scaling
+
+
+def test_eval_counts_items_the_deadline_cut_short(guard: Guard) -> None:
+    from aimds.eval.metrics import evaluate, format_report
+
+    tiny = Guard(Settings(scan_deadline_ms=1e-6), detectors=guard.detectors)
+    rows = [{"text": LONG_DOC, "label": 1, "role": "document"}, {"text": "How do I bake bread?", "label": 0}]
+    rep = evaluate(tiny, rows)
+    assert rep["deadline_partial"] == 1
+    assert "scan deadline cut the transformer short on 1 items" in format_report(rep)

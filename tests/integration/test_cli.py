@@ -60,6 +60,7 @@ def test_eval_report_shape(tmp_path) -> None:
     assert rep["by_category"]["benign"] == {"n": 1, "flagged_rate": 0.0}
     assert rep["by_source"]["t"]["n"] == 2
     assert isinstance(rep["per_rule_fp"], dict)
+    assert rep["deadline_partial"] == 0
 
 
 def test_eval_bad_file_is_a_clear_error(tmp_path) -> None:

@@ -51,6 +51,7 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
     by_src: dict[str, list[int]] = defaultdict(list)
     rule_fp: Counter[str] = Counter()
     refused = 0
+    partial = 0  # verdicts whose transformer stage stopped at the scan deadline (see verdict.notes)
     it = progress(rows) if progress else rows
     for row in it:
         label = int(row.get("label", 0))
@@ -60,6 +61,7 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
             verdict = guard.scan(req)
             flagged = verdict.flagged
             findings = verdict.findings
+            partial += any(n.startswith("deadline:") for n in verdict.notes)
         except AIMDSError:
             refused += 1
             flagged = True
@@ -82,6 +84,7 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
         "by_category": {k: {"n": len(v), "flagged_rate": round(sum(v) / len(v), 4)} for k, v in sorted(by_cat.items())},
         "by_source": {k: {"n": len(v), "flagged_rate": round(sum(v) / len(v), 4)} for k, v in sorted(by_src.items())},
         "per_rule_fp": dict(sorted(rule_fp.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "deadline_partial": partial,
         "versions": guard.versions,
     }
 
@@ -92,7 +95,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"n={report['n']}  TPR {o['tpr']:.4f}  FPR {o['fpr']:.4f}  precision {o['precision']:.4f}  "
         f"F1 {o['f1']:.4f}  balanced accuracy {o['balanced_accuracy']:.4f}",
-        f"latency ms: p50 {o['latency_ms']['p50']:.3f}  p99 {o['latency_ms']['p99']:.3f}",
+        f"latency ms: p50 {o['latency_ms']['p50']:.3f}  p99 {o['latency_ms']['p99']:.3f}"
+        + (f"  (scan deadline cut the transformer short on {report['deadline_partial']} items)"
+           if report.get("deadline_partial") else ""),
         "",
         f"{'category':<28}{'n':>7}{'flagged':>10}",
     ]
