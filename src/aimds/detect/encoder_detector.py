@@ -13,6 +13,7 @@ import numpy as np
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.classifier import model_finding, threshold_score
 from aimds.detect.encoder import EncoderModel, Window
+from aimds.detect.junk import compact, default_model, junk_runs
 from aimds.detect.operating_points import operating_points
 from aimds.normalize.views import Views
 from aimds.types import Category, Finding, Role
@@ -42,7 +43,9 @@ class EncoderDetector(Detector):
     Options: ``model_path``, ``threshold``, ``gate``, ``decided``, ``threads`` (onnxruntime
     intra-op threads, default 2), ``always`` (run on every text), ``max_chars``, ``max_regions``
     and ``max_windows`` (see :meth:`regions`), ``deadline_batch`` (windows per model call once the
-    scan's deadline is near, default 2; see :meth:`scan`).
+    scan's deadline is near, default 2; see :meth:`scan`), ``junk`` (default true: read the text
+    without runs of non-linguistic tokens, see :meth:`junk_runs`) and ``junk_min`` (junk tokens that
+    make a run, default 4).
     """
 
     name: ClassVar[str] = "encoder"
@@ -61,6 +64,7 @@ class EncoderDetector(Detector):
         self.model = EncoderModel.load(self.options.get("model_path"), threads=int(self.options.get("threads", 2)))
         self.apply_operating_points(operating_points())
         self.always = bool(self.options.get("always", False))
+        self.junk_model = default_model() if self.options.get("junk", True) else None
         #: The time source ``ScanContext.deadline`` is read with (tests substitute a fake clock).
         self.clock: Callable[[], float] = time.perf_counter
         self._token_s = self.INITIAL_TOKEN_S  # running estimate of the model's cost per padded token
@@ -154,6 +158,28 @@ class EncoderDetector(Detector):
             order += [i for i, (ws, we) in enumerate(spans) if ws < e and s < we and i not in order]
         return order + [i for i in range(len(spans)) if i not in order]
 
+    def junk_runs(self, text: str, offset: int, views: Views) -> list[tuple[int, int]]:
+        """Runs of non-linguistic tokens in ``text`` (a region of the folded view starting at ``offset``)
+        that the transformer should not read: random letter strings, hashes, hex and base64 blobs
+        (``aimds.detect.junk``). On such runs it returns confident nonsense (random words p ≈ 0.9).
+        A run the normaliser decoded (an ``encoded:*`` signal: rot13, Caesar, base64...) is kept,
+        since the request to decode it is itself what the model learned to flag."""
+        if self.junk_model is None:
+            return []
+        runs = junk_runs(text, model=self.junk_model, min_junk=int(self.options.get("junk_min", 4)))
+        if not runs:
+            return []
+        encoded = [(g.start, g.end) for g in views.signals if g.kind.startswith("encoded:")]
+        if not encoded:
+            return runs
+        folded = views.folded
+        keep = []
+        for s, e in runs:
+            os_, oe = folded.to_original(offset + s, offset + e)
+            if not any(gs < oe and os_ < ge for gs, ge in encoded):
+                keep.append((s, e))
+        return keep
+
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """At most one finding: the riskiest window, when its score reaches 0.2.
 
@@ -167,13 +193,34 @@ class EncoderDetector(Detector):
         folded = views.folded
         budget = int(self.options.get("max_windows", 6))
         chosen: list[tuple[int, Window]] = []
+        spans: list[tuple[int, int]] = []
         regions = self.regions(folded.text, context)
+        removed = [0, 0]  # junk runs and characters the transformer did not read
         for rs, re_ in regions:
-            for w in self.model.windows(folded.text[rs:re_]):
+            sub = folded.text[rs:re_]
+            runs = self.junk_runs(sub, rs, views)
+            index = None
+            if runs:
+                removed[0] += len(runs)
+                removed[1] += sum(e - s for s, e in runs)
+                sub, index = compact(sub, runs)
+                if not sub.strip():
+                    continue
+            for w in self.model.windows(sub):
                 if len(chosen) < budget or len(folded.text) <= int(self.options.get("max_chars", 4000)):
                     chosen.append((rs, w))
-        whole = regions == [(0, len(folded.text))]  # every window of the text, in order
-        spans = [(rs + w.start, rs + w.end) for rs, w in chosen]
+                    if index is None:
+                        spans.append((rs + w.start, rs + w.end))
+                    else:
+                        end = int(index[w.end - 1]) + 1 if w.end > w.start else int(index[w.start])
+                        spans.append((rs + int(index[w.start]), rs + end))
+        if removed[0]:
+            context.notes.append(f"encoder: read without {removed[0]} run(s) of non-linguistic tokens "
+                                 f"({removed[1]} characters)")
+        if not chosen:
+            return []
+        # every window of the text, in order (then the memory stage can reuse the pooled vectors)
+        whole = regions == [(0, len(folded.text))] and not removed[0]
         probs, vectors = self._score([w for _, w in chosen], self.priority(spans, context), context.deadline,
                                      pooled=whole)
         done = sum(p is not None for p in probs)
