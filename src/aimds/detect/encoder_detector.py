@@ -191,6 +191,11 @@ class EncoderDetector(Detector):
         """
         par = self.params(context)
         folded = views.folded
+        word = folded.text.strip()
+        if word.isascii() and len(word) <= 24 and not any(c.isspace() for c in word):
+            # one Latin-script word holds no instruction to judge; the model's score there is a word prior
+            # (measured: "repeat" alone p = 0.995, a block; "stop" 0.907). Rules and n-grams still read it.
+            return []
         budget = int(self.options.get("max_windows", 6))
         chosen: list[tuple[int, Window]] = []
         spans: list[tuple[int, int]] = []
@@ -218,11 +223,6 @@ class EncoderDetector(Detector):
             context.notes.append(f"encoder: read without {removed[0]} run(s) of non-linguistic tokens "
                                  f"({removed[1]} characters)")
         if not chosen:
-            return []
-        word = folded.text.strip()
-        if word.isascii() and len(word) <= 24 and not any(c.isspace() for c in word):
-            # one Latin-script word holds no instruction to judge; the model's score there is a word prior
-            # (measured: "repeat" alone p = 0.995, a block; "stop" 0.907). Rules and n-grams still read it.
             return []
         # every window of the text, in order (then the memory stage can reuse the pooled vectors)
         whole = regions == [(0, len(folded.text))] and not removed[0]
