@@ -28,7 +28,7 @@ train() {
   name=$1; shift
   if [ $(( $(date +%s) - T0 )) -gt "$BUDGET" ]; then echo "=== $name skipped (budget)"; return; fi
   echo "=== $name $*  (t=$(( $(date +%s) - T0 ))s)"
-  python3 scripts/train_encoder.py --work "$WORK" train --out "out/$name" "$@" 2>&1 \
+  python3 scripts/train_encoder.py --work "$WORK" train --out "out/$name" "$@" 2>&1 </dev/null \
     | grep -v -i "warning\|torch.onnx.export\|s = torch.matmul"
   rm -f "out/$name/final_fp16.safetensors"
   cp "out/$name/train_report.json" "$OUT/$name.train_report.json" 2>/dev/null || true
@@ -49,9 +49,12 @@ pathlib.Path("out/picked").write_text("\n".join(r[4] for r in rows[:2]))
 PY
 }
 {
-  train A4 --lrs 1e-4 5e-5 --epochs 4 --version enc-minilm-l6-mil-v3
-  train B3 --lrs 1e-4 --epochs 3 --version enc-minilm-l6-mil-v3
-  train C6 --lrs 5e-5 --epochs 6 --guard-weight 2 --version enc-minilm-l6-mil-v3
+  # CANDIDATES: one "NAME train-args" per line (default: the first call of 2026-11-26)
+  while read -r name args; do
+    [ -n "$name" ] && train "$name" $args
+  done <<< "${CANDIDATES:-A4 --lrs 1e-4 5e-5 --epochs 4 --version enc-minilm-l6-mil-v3
+B3 --lrs 1e-4 --epochs 3 --version enc-minilm-l6-mil-v3
+C6 --lrs 5e-5 --epochs 6 --guard-weight 2 --version enc-minilm-l6-mil-v3}"
   pick
   for name in $(cat out/picked); do
     (cd out && tar cf - "$name") | split -b 15000000 -d - "$OUT/$name.tar.part_"

@@ -651,7 +651,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     # 1. selection on the held-out 10% group slice of train (never dev)
     history: list[dict[str, Any]] = []
-    for i, lr in enumerate(args.lrs):
+    for i, lr in enumerate([] if args.fixed else args.lrs):
         if i and time.time() > t_start + args.select_budget:
             log(f"selection budget spent; skipping lr {lr}")
             continue
@@ -663,7 +663,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         return (r.get("holdout_tpr_at_1pct_fpr", 0.0) - args.guard_weight * r.get("guard_fp_at_holdout_threshold", 0.0),
                 r.get("holdout_auc", 0.0))
 
-    best = max(history, key=merit)
+    best = max(history, key=merit) if history else {"lr": args.lrs[0], "epoch": args.epochs}
     lr, ep = best["lr"], best["epoch"]
     log(f"selected lr={lr} epochs={ep} (of a {args.epochs}-epoch schedule)")
 
@@ -891,6 +891,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--version", default="", help="version string written to meta.json")
     t.add_argument("--lrs", type=float, nargs="+", default=[5e-5, 1e-4, 3e-5])
     t.add_argument("--epochs", type=int, default=4)
+    t.add_argument("--fixed", action="store_true", help="no selection: train the first lr for --epochs epochs")
     t.add_argument("--max-windows", type=int, default=64, help="windows per batch")
     t.add_argument("--subset", type=int, default=0, help="use a seeded subset of N docs per part (smoke tests)")
     t.add_argument("--max-steps", type=int, default=0, help="stop each run after N steps (smoke tests)")
