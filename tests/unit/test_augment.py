@@ -319,7 +319,7 @@ def test_short_turns_is_an_opt_in_benign_family_of_short_turns() -> None:
     from aimds import Guard, Settings
 
     assert "short_turns" not in augment.DEFAULT_FAMILIES  # aimds train still reproduces the shipped model
-    assert (*augment.DEFAULT_FAMILIES, "short_turns") == augment.NEXT_ENCODER_FAMILIES
+    assert (*augment.DEFAULT_FAMILIES, "short_turns") == augment.ENCODER_V3_FAMILIES
     rows = augment.generate(families=("short_turns",), n_per_family=200)
     assert len(rows) >= 150 and {r["label"] for r in rows} == {0}
     assert max(len(r["text"]) for r in rows) < 200

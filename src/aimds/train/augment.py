@@ -1215,12 +1215,12 @@ FAMILIES: dict[str, Family] = {
 #: What ``generate`` makes by default: the families the shipped linear model was trained on (``aimds train``).
 #: ``mixed_docs`` is opt-in (``aimds train --families +mixed_docs``): measured, it cost dev TPR for little gain.
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name not in ("mixed_docs", "short_turns"))
-#: The encoder's next training set (``scripts/train_encoder.py prepare --families next``): the default families plus
-#: ``short_turns`` — the retrained encoder (v2, not shipped) blocked short benign chat turns that v1 let through.
-NEXT_ENCODER_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "short_turns")
-#: The families the shipped encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed:
-#: ``scripts/train_encoder.py`` uses them so that it reproduces that model; its next retraining should move to
-#: :data:`DEFAULT_FAMILIES` (``--families default``).
+#: The shipped encoder's (``enc-minilm-l6-mil-v3``) training set (``scripts/train_encoder.py prepare --families v3``,
+#: the default there): the default families plus ``short_turns`` — an encoder retrained without it (v2, not shipped)
+#: blocked short benign chat turns that v1 let through.
+ENCODER_V3_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "short_turns")
+#: The families the previous encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed
+#: (``prepare --families v1`` reproduces its data).
 ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
                                              if name not in ("requests", "mixed_docs", "short_turns"))
 
