@@ -328,3 +328,23 @@ def test_short_turns_is_an_opt_in_benign_family_of_short_turns() -> None:
     rules = Guard(Settings(detectors=("obfuscation", "signatures"))).load()
     flagged = [r["text"] for r in rows if rules.scan(r["text"]).action != "allow"]
     assert len(flagged) <= 0.02 * len(rows), flagged
+
+
+def test_requests_ml_pairs_a_request_with_a_pasted_text_in_another_language() -> None:
+    from aimds import Guard, Settings
+
+    assert "requests_ml" not in augment.ENCODER_V3_FAMILIES  # the shipped encoder's data is unchanged
+    g = augment.load_grammar()
+    for lang in augment._RQML_LANGS:
+        assert f"rqml_ask_{lang}" in g.slots and f"rqml_doc_{lang}" in g.slots, lang
+    rows = generate_samples(seed=5, n_per_family=300, families=["requests_ml"])["requests_ml"]
+    assert len(rows) == 300 and all(r.label == 0 and r.category == "benign" for r in rows)
+    assert {r.lang for r in rows} == set(augment._RQML_LANGS)
+    scripts = {"ja": ("\u3040", "\u30ff"), "zh": ("\u4e00", "\u9fff"), "ru": ("\u0400", "\u04ff")}
+    for r in rows:  # the pasted text is in the row's language, whatever language the ask is in
+        if r.lang in scripts:
+            lo, hi = scripts[r.lang]
+            assert sum(lo <= c <= hi for c in r.text) >= 20, r.text
+    rules = Guard(Settings(detectors=("obfuscation", "signatures"))).load()
+    flagged = [r.text for r in rows if rules.scan(r.text).action != "allow"]
+    assert not flagged, flagged[:3]

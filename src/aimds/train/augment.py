@@ -1058,6 +1058,25 @@ def _fam_requests(ctx: _Ctx) -> Sample:
     return Sample(text, 0, "benign", "en", {"kind": kind})
 
 
+_RQML_LANGS = ("de", "fr", "es", "it", "pt", "nl", "tr", "ja", "zh", "ru", "pl")
+
+
+def _fam_requests_ml(ctx: _Ctx) -> Sample:
+    """A request about a pasted text in another language (``requests_ml.yaml``): benign.
+
+    The ask is in the text's language (three times in four) or in English ("translate this"); it comes
+    before the text, or after it.
+    """
+    r = ctx.rng
+    lang = r.choice(_RQML_LANGS)
+    doc = ctx.pick(f"rqml_doc_{lang}")
+    ask = ctx.pick("rqml_ask_en") if r.random() < 0.25 else ctx.pick(f"rqml_ask_{lang}")
+    open_, close = r.choice(_REQ_FENCES)
+    body = f"{open_}\n{doc}\n{close}" if open_ and open_ != '"' else f"{open_}{doc}{close}"
+    text = f"{ask}\n\n{body}" if r.random() < 0.85 else f"{body}\n\n{ask}"
+    return Sample(text, 0, "benign", lang, {"kind": "pasted_ml"})
+
+
 _MIXED_KINDS = ("email", "news", "review", "ticket", "pdf", "markdown", "calendar", "resume", "chat")
 
 
@@ -1210,11 +1229,13 @@ FAMILIES: dict[str, Family] = {
         Family("requests", 900, _fam_requests, False),
         Family("mixed_docs", 700, _fam_mixed_docs, False),
         Family("short_turns", 700, _fam_short_turns, False),
+        Family("requests_ml", 450, _fam_requests_ml, False),
     )
 }
 #: What ``generate`` makes by default: the families the shipped linear model was trained on (``aimds train``).
 #: ``mixed_docs`` is opt-in (``aimds train --families +mixed_docs``): measured, it cost dev TPR for little gain.
-DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name not in ("mixed_docs", "short_turns"))
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
+                                          if name not in ("mixed_docs", "short_turns", "requests_ml"))
 #: The shipped encoder's (``enc-minilm-l6-mil-v3``) training set (``scripts/train_encoder.py prepare --families v3``,
 #: the default there): the default families plus ``short_turns`` — an encoder retrained without it (v2, not shipped)
 #: blocked short benign chat turns that v1 let through.
@@ -1222,7 +1243,7 @@ ENCODER_V3_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "short_turns")
 #: The families the previous encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed
 #: (``prepare --families v1`` reproduces its data).
 ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
-                                             if name not in ("requests", "mixed_docs", "short_turns"))
+                                             if name not in ("requests", "mixed_docs", "short_turns", "requests_ml"))
 
 
 def _key(text: str) -> str:
