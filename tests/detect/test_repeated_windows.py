@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aimds import Guard, Settings
 from aimds.detect.base import ScanContext
@@ -108,3 +110,21 @@ def test_windows_featurised_together_equal_each_window_alone(text: str, batched:
     want = [(s, e, m.proba(m.logit(text[s:e]))) for s, e in spans]
     assert [g[:2] for g in got] == [w[:2] for w in want]
     assert [g[2] for g in got] == pytest.approx([w[2] for w in want], abs=1e-6)  # float64 vs float32 sums
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
+def test_word_runs_equal_the_regex(text: str) -> None:
+    """The vectorised word runs are exactly ``\\w+``'s spans and words (any Unicode, not just ASCII)."""
+    import re
+    import zlib
+
+    import numpy as np
+
+    from aimds.detect.features import _word_runs
+
+    units = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    starts, ends, crc = _word_runs(text, units)
+    want = [m.span() for m in re.finditer(r"\w+", text)]
+    assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == want
+    assert crc.tolist() == [zlib.crc32(text[a:b].encode("utf-8")) for a, b in want]
