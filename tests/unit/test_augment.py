@@ -334,6 +334,7 @@ def test_requests_ml_pairs_a_request_with_a_pasted_text_in_another_language() ->
     from aimds import Guard, Settings
 
     assert "requests_ml" not in augment.ENCODER_V3_FAMILIES  # the shipped encoder's data is unchanged
+    assert (*augment.ENCODER_V3_FAMILIES, "requests_ml") == augment.ENCODER_NEXT_FAMILIES
     g = augment.load_grammar()
     for lang in augment._RQML_LANGS:
         assert f"rqml_ask_{lang}" in g.slots and f"rqml_doc_{lang}" in g.slots, lang

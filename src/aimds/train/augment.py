@@ -1240,6 +1240,9 @@ DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
 #: the default there): the default families plus ``short_turns`` — an encoder retrained without it (v2, not shipped)
 #: blocked short benign chat turns that v1 let through.
 ENCODER_V3_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "short_turns")
+#: The encoder's next training set (``prepare --families next``): v3's plus ``requests_ml`` — v3 still flags
+#: requests about pasted non-English text.
+ENCODER_NEXT_FAMILIES: tuple[str, ...] = (*ENCODER_V3_FAMILIES, "requests_ml")
 #: The families the previous encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed
 #: (``prepare --families v1`` reproduces its data).
 ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
