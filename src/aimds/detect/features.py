@@ -66,16 +66,9 @@ def _mix(h: np.ndarray) -> np.ndarray:
 
 def _ngram_indices(units: np.ndarray, sizes: tuple[int, ...], seed: int, salt: int, dim: int) -> np.ndarray:
     """Unique hashed indices of the n-grams (for each n in ``sizes``) of a sequence of unit hashes."""
-    parts = []
     mask = np.uint64(dim - 1)
     with np.errstate(over="ignore"):
-        for n in sizes:
-            if len(units) < n:
-                continue
-            h = np.full(len(units) - n + 1, np.uint64(seed + n), dtype=np.uint64)
-            for k in range(n):
-                h = h * _P + units[k : len(units) - n + 1 + k]
-            parts.append(_mix(h ^ np.uint64(salt)) & mask)
+        parts = [_mix(h ^ np.uint64(salt)) & mask for h in _rolling(units, sizes, seed).values()]
     if not parts:
         return np.zeros(0, dtype=np.int64)
     return _unique(np.concatenate(parts))
@@ -92,7 +85,7 @@ def word_indices(text: str, spec: FeatureSpec) -> np.ndarray:
     words = _WORD.findall(text)
     if not words:
         return np.zeros(0, dtype=np.int64)
-    hs = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=np.uint64, count=len(words))
+    hs = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
     return _ngram_indices(hs, spec.word_ngrams, 97, 0xABCDEF, spec.dim)
 
 
@@ -107,12 +100,20 @@ def featurize(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([c, w]), vals
 
 
-def _rolling(units: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Hashes of every ``n``-gram of ``units`` (the same arithmetic as :func:`_ngram_indices`, unmixed)."""
-    h = np.full(len(units) - n + 1, np.uint64(seed + n), dtype=np.uint64)
-    for k in range(n):
-        h = h * _P + units[k : len(units) - n + 1 + k]
-    return h
+def _rolling(units: np.ndarray, sizes: tuple[int, ...], seed: int) -> dict[int, np.ndarray]:
+    """Hashes of every ``n``-gram of ``units`` for each ``n`` in ``sizes`` that fits (unmixed; the same
+    arithmetic as :func:`_ngram_indices`: ``(seed + n) * P^n`` plus the n-gram's polynomial, mod 2^64)."""
+    out: dict[int, np.ndarray] = {}
+    acc = units
+    with np.errstate(over="ignore"):  # mod 2^64 on purpose
+        for n in range(1, max(sizes, default=0) + 1):
+            if len(units) < n:
+                break
+            if n > 1:  # one multiply-add per size: H_n(i) = H_{n-1}(i) * P + u[i + n - 1]
+                acc = acc[:-1] * _P + units[n - 1 :]
+            if n in sizes:
+                out[n] = acc + np.uint64((seed + n) * pow(int(_P), n, 1 << 64) % (1 << 64))
+    return out
 
 
 def _slices(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,11 +139,12 @@ def window_sums(text: str, spans: list[tuple[int, int]], spec: FeatureSpec,
     space = np.uint64(32)
     owners, keys = [], []
     with np.errstate(over="ignore"):
+        grams = _rolling(u, spec.char_ngrams, 0)
         for n in spec.char_ngrams:
             # inside the window: the whole text's n-grams; at each end, the one with the padding space
             inner = np.maximum(length - n + 1, 0)
             who, pos = _slices(s_arr, inner)
-            hs = [_rolling(u, n, 0)[pos]] if len(u) >= n else []
+            hs = [grams[n][pos]] if n in grams else []
             owners.append(who)
             left = np.full(nw, np.uint64(n), dtype=np.uint64) * _P + space
             right = np.full(nw, np.uint64(n), dtype=np.uint64)
@@ -174,10 +176,11 @@ def window_sums(text: str, spans: list[tuple[int, int]], spec: FeatureSpec,
         who = np.repeat(np.arange(nw), counts)
         salt = np.uint64(0xABCDEF)
         owners, keys = [], []
+        word_grams = _rolling(x, spec.word_ngrams, 97)
         for n in spec.word_ngrams:
-            if len(x) < n:
+            if n not in word_grams:
                 continue
-            h = _rolling(x, n, 97)
+            h = word_grams[n]
             same = who[: len(who) - n + 1] == who[n - 1:]  # n-grams inside one window only
             owners.append(who[: len(who) - n + 1][same])
             keys.append(_mix(h[same] ^ salt) & mask)
