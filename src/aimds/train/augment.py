@@ -1077,6 +1077,21 @@ def _fam_requests_ml(ctx: _Ctx) -> Sample:
     return Sample(text, 0, "benign", lang, {"kind": "pasted_ml"})
 
 
+def _fam_meta_questions(ctx: _Ctx) -> Sample:
+    """A user's question about the assistant itself (``meta.yaml``): benign_hard.
+
+    Capabilities, training, memory, refusals, data handling; one in seven in another language.
+    """
+    r = ctx.rng
+    if r.random() < 0.15:
+        text = ctx.pick("mq_ml")
+        return Sample(text, 0, "benign_hard", _lang_of(text), {"kind": "meta_ml"})
+    open_, body, close = ctx.pick("mq_open"), ctx.pick("mq_body"), ctx.pick("mq_close")
+    body = (body[:1].lower() if open_ and not open_.endswith((":", ".", "!")) else body[:1].upper()) + body[1:]
+    text = " ".join(part for part in (open_, body, close) if part)
+    return Sample(text, 0, "benign_hard", "en", {"kind": "meta"})
+
+
 _MIXED_KINDS = ("email", "news", "review", "ticket", "pdf", "markdown", "calendar", "resume", "chat")
 
 
@@ -1230,23 +1245,25 @@ FAMILIES: dict[str, Family] = {
         Family("mixed_docs", 700, _fam_mixed_docs, False),
         Family("short_turns", 700, _fam_short_turns, False),
         Family("requests_ml", 450, _fam_requests_ml, False),
+        Family("meta_questions", 500, _fam_meta_questions, False),
     )
 }
 #: What ``generate`` makes by default: the families the shipped linear model was trained on (``aimds train``).
 #: ``mixed_docs`` is opt-in (``aimds train --families +mixed_docs``): measured, it cost dev TPR for little gain.
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
-                                          if name not in ("mixed_docs", "short_turns", "requests_ml"))
+                                          if name not in ("mixed_docs", "short_turns", "requests_ml", "meta_questions"))
 #: The shipped encoder's (``enc-minilm-l6-mil-v3``) training set (``scripts/train_encoder.py prepare --families v3``,
 #: the default there): the default families plus ``short_turns`` — an encoder retrained without it (v2, not shipped)
 #: blocked short benign chat turns that v1 let through.
 ENCODER_V3_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "short_turns")
-#: The encoder's next training set (``prepare --families next``): v3's plus ``requests_ml`` — v3 still flags
-#: requests about pasted non-English text.
-ENCODER_NEXT_FAMILIES: tuple[str, ...] = (*ENCODER_V3_FAMILIES, "requests_ml")
+#: The encoder's next training set (``prepare --families next``): v3's plus ``requests_ml`` and ``meta_questions``
+#: — v3 still flags requests about pasted non-English text and questions about the assistant itself.
+ENCODER_NEXT_FAMILIES: tuple[str, ...] = (*ENCODER_V3_FAMILIES, "requests_ml", "meta_questions")
 #: The families the previous encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed
 #: (``prepare --families v1`` reproduces its data).
 ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
-                                             if name not in ("requests", "mixed_docs", "short_turns", "requests_ml"))
+                                             if name not in ("requests", "mixed_docs", "short_turns", "requests_ml",
+                                                          "meta_questions"))
 
 
 def _key(text: str) -> str:
