@@ -21,24 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_encoder import DEV, GUARD, WORK, Data, report
-
-
-def window_logits(session: ort.InferenceSession, data: Data, wins: list[int], batch: int = 64) -> dict[int, float]:
-    """Logit of each window (windows sorted by length so that batches pad little)."""
-    out: dict[int, float] = {}
-    for b in range(0, len(wins), batch):
-        chunk = wins[b : b + batch]
-        width = max(int(data.win_start[w + 1] - data.win_start[w]) for w in chunk)
-        ids = np.zeros((len(chunk), width), np.int64)
-        mask = np.zeros_like(ids)
-        for i, w in enumerate(chunk):
-            t = data.window_ids(w)
-            ids[i, : len(t)] = t
-            mask[i, : len(t)] = 1
-        logits = session.run(None, {"input_ids": ids, "attention_mask": mask})[0].reshape(-1)
-        out.update(zip(chunk, logits.tolist(), strict=True))
-    return out
+from train_encoder import DEV, GUARD, WORK, Data, onnx_window_logits, report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.models:
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
-        logit = window_logits(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]), data, wins)
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        logit = dict(zip(wins, onnx_window_logits(session, data, wins, int(data.summary["pad_id"])).tolist(),
+                         strict=True))
         def doc_scores(docs: np.ndarray, logit: dict[int, float] = logit) -> np.ndarray:
             return np.asarray([max(logit[w] for w in data.doc_windows[d]) for d in docs])
         rep = report(doc_scores(dev), data.label[dev].astype(np.int64), data.sources(dev))

@@ -545,10 +545,8 @@ class Data:
         return [out[i] for i in order]
 
 
-def tensors(data: Data, windows: list[int], pad_id: int, device: Any) -> tuple[Any, Any]:
-    """Padded ``input_ids`` and ``attention_mask`` for a list of windows."""
-    import torch
-
+def padded(data: Data, windows: list[int], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Padded ``input_ids`` and ``attention_mask`` (numpy, int64) for a list of windows."""
     width = max(int(data.win_start[w + 1] - data.win_start[w]) for w in windows)
     ids = np.full((len(windows), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(windows), width), dtype=np.int64)
@@ -556,7 +554,24 @@ def tensors(data: Data, windows: list[int], pad_id: int, device: Any) -> tuple[A
         t = data.window_ids(w)
         ids[i, : len(t)] = t
         mask[i, : len(t)] = 1
+    return ids, mask
+
+
+def tensors(data: Data, windows: list[int], pad_id: int, device: Any) -> tuple[Any, Any]:
+    """:func:`padded` as torch tensors on ``device``."""
+    import torch
+
+    ids, mask = padded(data, windows, pad_id)
     return torch.from_numpy(ids).to(device, non_blocking=True), torch.from_numpy(mask).to(device, non_blocking=True)
+
+
+def onnx_window_logits(session: Any, data: Data, windows: list[int], pad_id: int, batch: int = 64) -> np.ndarray:
+    """Logit of each window from an ONNX encoder graph (pass windows sorted by length: batches pad little)."""
+    out = []
+    for b in range(0, len(windows), batch):
+        ids, mask = padded(data, windows[b : b + batch], pad_id)
+        out.append(session.run(None, {"input_ids": ids, "attention_mask": mask})[0].reshape(-1))
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
 def doc_scores(model: Any, data: Data, docs: np.ndarray, device: Any, pad_id: int, amp: bool) -> np.ndarray:
@@ -798,11 +813,7 @@ def compare(data: Data, docs: np.ndarray, fp32: Path, int8: Path, pad_id: int, n
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = os.cpu_count() or 1
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        z = []
-        for b in range(0, len(wins), 64):
-            ids, mask = tensors(data, wins[b : b + 64], pad_id, "cpu")
-            z.append(sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0])
-        res[name] = np.concatenate(z).astype(np.float64)
+        res[name] = onnx_window_logits(sess, data, wins, pad_id)
     p32, p8 = 1 / (1 + np.exp(-res["fp32"])), 1 / (1 + np.exp(-res["int8"]))
     return {
         "windows": len(wins),

@@ -1025,6 +1025,12 @@ def _fam_multilingual(ctx: _Ctx) -> Sample:
 _REQ_FENCES = (("", ""), ("", ""), ('"""', '"""'), ("```", "```"), ("---", "---"), ('"', '"'))
 
 
+def _fenced(r: random.Random, doc: str) -> str:
+    """``doc`` as a user pastes it: bare, in quotes, or between fence lines (one draw from ``r``)."""
+    open_, close = r.choice(_REQ_FENCES)
+    return f"{open_}\n{doc}\n{close}" if open_ and open_ != '"' else f"{open_}{doc}{close}"
+
+
 def _fam_requests(ctx: _Ctx) -> Sample:
     """A user's own detailed request about content they pasted (``requests.yaml``): benign.
 
@@ -1046,8 +1052,7 @@ def _fam_requests(ctx: _Ctx) -> Sample:
         ask = ctx.pick("req_lead") + " " + ask
     if r.random() < 0.3:
         ask = ask + " " + ctx.pick("req_constraint")
-    open_, close = r.choice(_REQ_FENCES)
-    body = f"{open_}\n{doc}\n{close}" if open_ and open_ != '"' else f"{open_}{doc}{close}"
+    body = _fenced(r, doc)
     u = r.random()
     if u < 0.7:
         text = f"{ask}\n\n{body}" if r.random() < 0.8 else f"{ask} {body}"
@@ -1071,8 +1076,7 @@ def _fam_requests_ml(ctx: _Ctx) -> Sample:
     lang = r.choice(_RQML_LANGS)
     doc = ctx.pick(f"rqml_doc_{lang}")
     ask = ctx.pick("rqml_ask_en") if r.random() < 0.25 else ctx.pick(f"rqml_ask_{lang}")
-    open_, close = r.choice(_REQ_FENCES)
-    body = f"{open_}\n{doc}\n{close}" if open_ and open_ != '"' else f"{open_}{doc}{close}"
+    body = _fenced(r, doc)
     text = f"{ask}\n\n{body}" if r.random() < 0.85 else f"{body}\n\n{ask}"
     return Sample(text, 0, "benign", lang, {"kind": "pasted_ml"})
 
