@@ -33,16 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     data = Data(args.work)
     dev, guard = data.docs(DEV), data.docs(GUARD)
-    wins = sorted({w for d in np.concatenate([dev, guard]) for w in data.doc_windows[d]},
-                  key=lambda w: data.win_start[w + 1] - data.win_start[w])
+    pad_id = int(data.summary["pad_id"])
     for path in args.models:
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        logit = dict(zip(wins, onnx_window_logits(session, data, wins, int(data.summary["pad_id"])).tolist(),
-                         strict=True))
-        def doc_scores(docs: np.ndarray, logit: dict[int, float] = logit) -> np.ndarray:
-            return np.asarray([max(logit[w] for w in data.doc_windows[d]) for d in docs])
+
+        def doc_scores(docs: np.ndarray, session: ort.InferenceSession = session) -> np.ndarray:
+            return np.asarray([onnx_window_logits(session, data, list(data.doc_windows[d]), pad_id).max()
+                               for d in docs])
         rep = report(doc_scores(dev), data.label[dev].astype(np.int64), data.sources(dev))
         g = doc_scores(guard)
         print(json.dumps({"model": str(path), "dev_tpr": rep["tpr"], "dev_fpr": rep["fpr"], "dev_auc": rep["auc"],

