@@ -46,7 +46,9 @@ pipeline dev TPR 0.9206 at FPR 0.0098 (v1 0.9231 / 0.0092), but 13 benign reques
 23 / 16) and single-message session TPR 0.622 (v1 0.569), no benign session flagged. ``export`` (torch, CPU)
 re-quantises from ``final_fp16.safetensors``. ``--layers N`` keeps the base model's first N layers (3 and 4
 layers lost 0.08 and 0.03 dev TPR against 6); ``prepare --max-len 128 --stride 96`` makes shorter windows
-(0.88 dev TPR, worse).
+(0.88 dev TPR, worse). A second session (2026-11-26) trained on ``--families next`` and ``v3+meta_questions``
+and averaged candidates into weight soups (``scripts/soup_encoders.py``): the soups beat every single model
+alone but none beat v3 in the pipeline (README, "Retraining tried again"), so v3 stays.
 """
 
 from __future__ import annotations
