@@ -1,4 +1,5 @@
-"""Decoders for encoded runs: base64/base32/hex/binary/morse, inline escapes, rot13/Caesar, reversal.
+"""Decoders for encoded runs: base64/base32/hex/binary/morse, inline escapes, variation-selector
+smuggling, rot13/Caesar, reversal.
 
 ``decode_views`` finds candidate runs in the original text with RE2 (linear time), decodes them,
 keeps the decodings that are mostly printable text as ``decoded`` views, and follows nested
@@ -36,6 +37,10 @@ _BINARY = r"[01]{6,8}(?:[ ,]{1,2}[01]{6,8}){3,}|[01]{32,}"
 _MORSE = r"[.\-]{1,7}(?:(?: {1,3}| ?/ ?| ?\| ?)[.\-]{1,7}){5,}"
 _HEX = r"(?:(?:0[xX]|\\x)?[0-9a-fA-F]{2}[ ,:;\-]{0,2}){4,}"
 _B64 = r"[A-Za-z0-9+/_\-]{%d,}={0,2}"
+# Bytes hidden as Unicode variation selectors (VS1-16 = bytes 0-15, VS17-256 = bytes 16-255), usually
+# trailing one emoji: invisible when rendered, kept by most text pipelines. Real text never puts four
+# selectors in a row (one follows an emoji or an ideograph), so runs of four or more are decoded.
+_VARIATION = r"[\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}]{4,}"
 
 
 @cache
@@ -45,7 +50,8 @@ def _candidates_re(min_len: int) -> tuple[re2._Regexp, tuple[tuple[str, re2._Reg
     No capture groups: RE2 then finds matches with its DFA alone, fast even on megabyte runs.
     """
     b64 = _B64 % max(min_len, 8)
-    kinds = (("inline", _INLINE), ("binary", _BINARY), ("morse", _MORSE), ("hex", _HEX), ("base64", b64))
+    kinds = (("variation_selectors", _VARIATION), ("inline", _INLINE), ("binary", _BINARY), ("morse", _MORSE),
+             ("hex", _HEX), ("base64", b64))
     anyone = re2.compile("|".join(f"(?:{p})" for _, p in kinds))
     return anyone, tuple((k, re2.compile(p)) for k, p in kinds)
 
@@ -270,6 +276,9 @@ def _run_cap(kind: str, limits: Limits) -> int:
 def _decode_run(kind: str, text: str, s: int, e: int, min_len: int) -> tuple[str, str, int] | None:
     """Decode one candidate run: ``(step name, decoded text, escapes count)`` or ``None``."""
     run = text[s:e]
+    if kind == "variation_selectors":
+        out = _bytes_text(_variation_bytes(run))
+        return ("variation_selectors", out, 0) if out is not None and _texty(out) else None
     if kind == "inline":
         return _decode_inline(run)
     if kind == "binary":
@@ -300,6 +309,14 @@ def _decode_run(kind: str, text: str, s: int, e: int, min_len: int) -> tuple[str
     if out is not None and _texty(out):
         return "base64", out, 0
     return None
+
+
+_VARIATION_BYTES = {**{0xFE00 + b: b for b in range(16)}, **{0xE0100 + b - 16: b for b in range(16, 256)}}
+
+
+def _variation_bytes(run: str) -> bytes:
+    """The bytes a run of variation selectors stands for (U+FE00.. = 0..15, U+E0100.. = 16..255)."""
+    return run.translate(_VARIATION_BYTES).encode("latin-1")
 
 
 def _b64(run: str) -> bytes | None:

@@ -193,6 +193,8 @@ def _char_signals(text: str, cps: np.ndarray, cls: np.ndarray) -> list[Signal]:
     invis = (cls & INVIS) != 0
     if invis.any() and cps[0] == _BOM:
         invis[0] = False
+    if invis.any():
+        invis &= ~_lone_variation_selectors(cps)
     soft = np.flatnonzero(cls & SOFT)
     if len(soft):
         prev_c = cps[np.maximum(soft - 1, 0)]
@@ -216,6 +218,27 @@ def _char_signals(text: str, cps: np.ndarray, cls: np.ndarray) -> list[Signal]:
     if len(pos):
         out.append(Signal("homoglyph", *_span(pos), len(pos), "styled letters"))
     return out
+
+
+def _is_variation_selector(c: np.ndarray) -> np.ndarray:
+    return ((c >= 0xFE00) & (c <= 0xFE0F)) | ((c >= 0xE0100) & (c <= 0xE01EF))
+
+
+def _lone_variation_selectors(cps: np.ndarray) -> np.ndarray:
+    """Variation selectors used as Unicode means them: one, right after a visible character.
+
+    An emoji's presentation selector (U+FE0F in "👍️", "❤️", keycaps "1️⃣") and an ideographic variation
+    selector after a CJK character are ordinary text, not hidden characters; two or more in a row are
+    not (bytes smuggled as selectors: ``decoders`` decodes runs of four or more).
+    """
+    vs = _is_variation_selector(cps)
+    if not vs.any():
+        return vs
+    prev = np.concatenate(([False], vs[:-1]))
+    nxt = np.concatenate((vs[1:], [False]))
+    before = np.concatenate(([0x20], cps[:-1]))
+    visible_base = (before > 0x20) & ~np.isin(before, (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF))
+    return vs & ~prev & ~nxt & visible_base
 
 
 def _is_ascii_alnum(c: np.ndarray) -> np.ndarray:
