@@ -1,5 +1,5 @@
 """Decoders for encoded runs: base64/base32/hex/binary/morse, inline escapes, variation-selector
-smuggling, rot13/Caesar, reversal.
+smuggling, Braille, upside-down text, rot13/Caesar, reversal, scrambled words.
 
 ``decode_views`` finds candidate runs in the original text with RE2 (linear time), decodes them,
 keeps the decodings that are mostly printable text as ``decoded`` views, and follows nested
@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +26,15 @@ import re2
 
 from aimds.normalize.fold import fold
 from aimds.normalize.views import Limits, Signal, View
-from aimds.normalize.words import caesar, common_words, reversed_words, shifted_words
+from aimds.normalize.words import (
+    caesar,
+    common_words,
+    reversed_words,
+    scramble_key,
+    scrambled_words,
+    shifted_words,
+    unscramble_table,
+)
 
 _MAX_ATTEMPTS = 512          # candidate runs tried per text (garbage candidates cost time too)
 _SAMPLE = 4000               # characters inspected by the text-likeness checks
@@ -41,6 +50,21 @@ _B64 = r"[A-Za-z0-9+/_\-]{%d,}={0,2}"
 # trailing one emoji: invisible when rendered, kept by most text pipelines. Real text never puts four
 # selectors in a row (one follows an emoji or an ideograph), so runs of four or more are decoded.
 _VARIATION = r"[\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}]{4,}"
+# Grade-1 Braille cells (U+2800 block): letters, the number sign, the capital sign.
+_BRAILLE = r"[\x{2801}-\x{28FF}][\x{2800}-\x{28FF} ]{5,}"
+_BRAILLE_LETTERS = dict(zip((0x01, 0x03, 0x09, 0x19, 0x11, 0x0B, 0x1B, 0x13, 0x0A, 0x1A, 0x05, 0x07, 0x0D, 0x1D,
+                             0x15, 0x0F, 0x1F, 0x17, 0x0E, 0x1E, 0x25, 0x27, 0x3A, 0x2D, 0x3D, 0x35),
+                            "abcdefghijklmnopqrstuvwxyz", strict=True))
+_BRAILLE_PUNCT = {0x02: ",", 0x06: ";", 0x12: ":", 0x32: ".", 0x26: "?", 0x16: "!", 0x04: "'", 0x24: "-"}
+# Upside-down text: letters turned 180 degrees, then the whole run reversed. The turned letters below
+# must appear three times; the ASCII letters that are their own (or each other's) turned form may fill in.
+_TURNED = {"ɐ": "a", "ɔ": "c", "ǝ": "e", "ɟ": "f", "ƃ": "g", "ɥ": "h", "ᴉ": "i", "ı": "i", "ɾ": "j", "ʞ": "k",
+           "ɯ": "m", "ɹ": "r", "ʇ": "t", "ʌ": "v", "ʍ": "w", "ʎ": "y", "ʃ": "l", "¿": "?", "¡": "!", "˙": "."}
+_TURNED_ASCII = {"b": "q", "q": "b", "d": "p", "p": "d", "n": "u", "u": "n", "'": ",", ",": "'"}
+_TURNED_TABLE = str.maketrans({**_TURNED, **_TURNED_ASCII})
+_TURNED_CLASS = "".join(_TURNED)
+_TURNED_FILL = f"[{_TURNED_CLASS}bdlnopqsuxz0-9 ,.'!?]*"
+_TURNED_RUN = f"{_TURNED_FILL}(?:[{_TURNED_CLASS}]{_TURNED_FILL}){{3,}}"
 
 
 @cache
@@ -50,8 +74,8 @@ def _candidates_re(min_len: int) -> tuple[re2._Regexp, tuple[tuple[str, re2._Reg
     No capture groups: RE2 then finds matches with its DFA alone, fast even on megabyte runs.
     """
     b64 = _B64 % max(min_len, 8)
-    kinds = (("variation_selectors", _VARIATION), ("inline", _INLINE), ("binary", _BINARY), ("morse", _MORSE),
-             ("hex", _HEX), ("base64", b64))
+    kinds = (("variation_selectors", _VARIATION), ("braille", _BRAILLE), ("upside_down", _TURNED_RUN),
+             ("inline", _INLINE), ("binary", _BINARY), ("morse", _MORSE), ("hex", _HEX), ("base64", b64))
     anyone = re2.compile("|".join(f"(?:{p})" for _, p in kinds))
     return anyone, tuple((k, re2.compile(p)) for k, p in kinds)
 
@@ -131,6 +155,7 @@ def decode_views(original: str, folded: View, limits: Limits, start: float | Non
     _candidates_re(limits.min_encoded_len)
     shifted_words()
     reversed_words()
+    scrambled_words()
     t0 = time.perf_counter() if start is None else start
     ctx = _Ctx(original, limits, t0 + limits.time_budget_ms / 1000.0)
     _scan(ctx, original, "", 0, None)
@@ -279,6 +304,9 @@ def _decode_run(kind: str, text: str, s: int, e: int, min_len: int) -> tuple[str
     if kind == "variation_selectors":
         out = _bytes_text(_variation_bytes(run))
         return ("variation_selectors", out, 0) if out is not None and _texty(out) else None
+    if kind in ("braille", "upside_down"):
+        out = _braille(run) if kind == "braille" else run.translate(_TURNED_TABLE)[::-1]
+        return (kind, out, 0) if _enough_words(out) else None
     if kind == "inline":
         return _decode_inline(run)
     if kind == "binary":
@@ -312,6 +340,34 @@ def _decode_run(kind: str, text: str, s: int, e: int, min_len: int) -> tuple[str
 
 
 _VARIATION_BYTES = {**{0xFE00 + b: b for b in range(16)}, **{0xE0100 + b - 16: b for b in range(16, 256)}}
+
+
+def _braille(run: str) -> str:
+    """Grade-1 Braille to letters (the number sign turns a-j into digits until the next space)."""
+    out: list[str] = []
+    number = False
+    for ch in run:
+        cell = ord(ch) - 0x2800
+        if ch == " " or cell == 0:
+            out.append(" ")
+            number = False
+        elif cell == 0x3C:
+            number = True
+        elif cell == 0x20:
+            continue
+        elif cell in _BRAILLE_LETTERS:
+            letter = _BRAILLE_LETTERS[cell]
+            out.append(str((ord(letter) - 96) % 10) if number and letter <= "j" else letter)
+        else:
+            out.append(_BRAILLE_PUNCT.get(cell, "?"))
+    return "".join(out)
+
+
+def _enough_words(text: str) -> bool:
+    """At least two common English words and most words common: a real decoding, not letter soup."""
+    words = _words(text)
+    hits = sum(1 for w in words if w in common_words())
+    return hits >= 2 and hits >= 0.4 * len(words)
 
 
 def _variation_bytes(run: str) -> bytes:
@@ -548,17 +604,51 @@ def shifted_segments(text: str) -> list[tuple[str, int, int, str]]:
             kind = "rot13" if k == 13 else f"caesar{26 - k}"
             for s, e in _good_segments(text, lambda seg, k=k: caesar(seg, k)):
                 out.append((kind, s, e, caesar(text[s:e], k)))
-    rev = reversed_words() & set(words)
+    distinct = set(words)
+    rev = reversed_words() & distinct
     if len(rev) >= 3:
         for s, e in _good_segments(text, lambda seg: seg[::-1]):
             seg = text[s:e]
             out.append(("reversed", s, e, seg[::-1]))
             out.append(("reversed_words", s, e, " ".join(w[::-1] for w in seg.split(" "))))
+    if len(scrambled_words().keys() & distinct) >= 3:
+        short = scrambled_words().keys()
+        for s, e in _good_segments(text, unscramble, budget=_UNSCRAMBLE_BUDGET,
+                                   worth=lambda ws: not short.isdisjoint(ws)):
+            out.append(("typoglycemia", s, e, unscramble(text[s:e])))
     return out
 
 
-def _good_segments(text: str, decode: object) -> list[tuple[int, int]]:
-    """Spans (merged runs of segments) whose decoding holds clearly more common words."""
+# One character class, no alternation or nesting: Python's engine splits on it in linear time, at C
+# speed (google-re2's split iterates in Python, ten times slower here).
+_LETTER_RUNS = re.compile(r"([A-Za-z]+)")
+
+
+def unscramble(text: str) -> str:
+    """``text`` with each word of 4+ letters that is a shuffle of one common word's inner letters put back."""
+    common, short, table = common_words(), scrambled_words(), unscramble_table()
+    parts = _LETTER_RUNS.split(text)
+    for i in range(1, len(parts), 2):          # the letter runs (split keeps them at odd positions)
+        w = parts[i]
+        low = w.lower()
+        if len(low) < 4 or low in common:
+            continue
+        got = short.get(low) if len(low) <= 7 else table.get(scramble_key(low))
+        if got is not None:
+            parts[i] = got.capitalize() if w[0].isupper() else got
+    return "".join(parts)
+
+
+_UNSCRAMBLE_BUDGET = Limits().max_decoded_chars   # descrambling is Python per word: stop once this much is found
+
+
+def _good_segments(text: str, decode: object, budget: int | None = None,
+                   worth: Callable[[list[str]], bool] | None = None) -> list[tuple[int, int]]:
+    """Spans (merged runs of segments) whose decoding holds clearly more common words.
+
+    With ``budget``, segments stop being tried once the spans found hold that many characters;
+    ``worth`` (a segment's words -> bool) skips segments without decoding them.
+    """
     common = common_words()
     segs: list[tuple[int, int]] = []
     pos = 0
@@ -569,10 +659,13 @@ def _good_segments(text: str, decode: object) -> list[tuple[int, int]]:
             segs.append((start, start + len(stripped.rstrip())))
         pos += len(piece) + 1
     good: list[tuple[int, int]] = []
+    found = 0
     for s, e in segs:
+        if budget is not None and found >= budget:
+            break
         seg = text[s:e]
         before = _words(seg)
-        if len(before) < 3:
+        if len(before) < 3 or (worth is not None and not worth(before)):
             continue
         after = _words(decode(seg))  # type: ignore[operator]
         hits_after = sum(1 for w in after if w in common)
@@ -580,6 +673,7 @@ def _good_segments(text: str, decode: object) -> list[tuple[int, int]]:
         ratio_after = hits_after / len(after) if after else 0.0
         ratio_before = hits_before / len(before)
         if hits_after >= 3 and ratio_after >= 0.35 and ratio_after >= ratio_before + 0.2:
+            found += e - s
             if good and not text[good[-1][1]:s].strip(" " + _SEGMENT_DELIMS):
                 good[-1] = (good[-1][0], e)
             else:

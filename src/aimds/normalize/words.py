@@ -1,12 +1,14 @@
 """A small built-in list of common English words, used to tell decoded text from noise.
 
 The list holds everyday function words and verbs plus the vocabulary that instructions to a model
-use ("ignore", "instructions", "system", "reveal"...). rot13, Caesar shifts and reversed text are
-only decoded when the decoding holds clearly more of these words than the input.
+use ("ignore", "instructions", "system", "reveal"...). rot13, Caesar shifts, reversed text and
+scrambled words (typoglycemia: inner letters shuffled, first and last kept) are only decoded when
+the decoding holds clearly more of these words than the input.
 """
 
 from __future__ import annotations
 
+import itertools
 from functools import cache
 
 _WORDS = """
@@ -107,3 +109,51 @@ def _caesar_table(k: int) -> dict[int, int]:
     table = {c: (c - 97 + k) % 26 + 97 for c in range(97, 123)}
     table.update({c: (c - 65 + k) % 26 + 65 for c in range(65, 91)})
     return table
+
+
+_SCRAMBLE_MAX = 7    # words up to this length get every inner-letter order listed (at most 5! = 120 each)
+
+
+def scramble_key(word: str) -> str:
+    """First letter, last letter and the sorted inner letters: equal for a word and its scramblings."""
+    return word[0] + word[-1] + "".join(sorted(word[1:-1]))
+
+
+@cache
+def scrambled_words() -> dict[str, str]:
+    """Every inner-letter shuffle of the common words of 4 to 7 letters -> that word.
+
+    Shuffles that are themselves common words or that two words share are left out. Its keys intersect
+    a text's words at C speed (three hits make a text worth descrambling) and look up short words.
+    """
+    common = common_words()
+    seen: dict[str, str] = {}
+    clash: set[str] = set()
+    for w in common:
+        if 4 <= len(w) <= _SCRAMBLE_MAX:
+            for p in itertools.permutations(w[1:-1]):
+                form = w[0] + "".join(p) + w[-1]
+                if form == w or form in common:
+                    continue
+                if form in seen and seen[form] != w:
+                    clash.add(form)
+                seen[form] = w
+    for form in clash:
+        del seen[form]
+    return seen
+
+
+@cache
+def unscramble_table() -> dict[str, str]:
+    """:func:`scramble_key` -> the one common word (4+ letters) with that key; keys two words share are left out."""
+    seen: dict[str, str] = {}
+    clash: set[str] = set()
+    for w in common_words():
+        if len(w) >= 4:
+            k = scramble_key(w)
+            if k in seen and seen[k] != w:
+                clash.add(k)
+            seen[k] = w
+    for k in clash:
+        del seen[k]
+    return seen
