@@ -13,7 +13,7 @@ import numpy as np
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.classifier import model_finding, threshold_score
 from aimds.detect.encoder import EncoderModel, Window
-from aimds.detect.junk import compact, default_model, junk_runs
+from aimds.detect.junk import compact, default_model, junk_runs, substitute
 from aimds.detect.operating_points import operating_points
 from aimds.normalize.views import Views
 from aimds.types import Category, Finding, Role
@@ -44,8 +44,10 @@ class EncoderDetector(Detector):
     intra-op threads, default 2), ``always`` (run on every text), ``max_chars``, ``max_regions``
     and ``max_windows`` (see :meth:`regions`), ``deadline_batch`` (windows per model call once the
     scan's deadline is near, default 2; see :meth:`scan`), ``junk`` (default true: read the text
-    without runs of non-linguistic tokens, see :meth:`junk_runs`) and ``junk_min`` (junk tokens that
-    make a run, default 4). A text that is one ASCII word (no spaces, at most 24 characters) is not scored.
+    without runs of non-linguistic tokens, see :meth:`junk_runs`), ``junk_min`` (junk tokens that
+    make a run, default 4) and ``read_decoded`` (default true: an encoded run the normaliser decoded
+    to natural language is read as its decoding, see :meth:`decoded_pieces`). A text that is one
+    ASCII word (no spaces, at most 24 characters) is not scored.
     """
 
     name: ClassVar[str] = "encoder"
@@ -158,12 +160,49 @@ class EncoderDetector(Detector):
             order += [i for i, (ws, we) in enumerate(spans) if ws < e and s < we and i not in order]
         return order + [i for i in range(len(spans)) if i not in order]
 
-    def junk_runs(self, text: str, offset: int, views: Views) -> list[tuple[int, int]]:
-        """Runs of non-linguistic tokens in ``text`` (a region of the folded view starting at ``offset``)
-        that the transformer should not read: random letter strings, hashes, hex and base64 blobs
+    #: Decodings not read in place of their run: inline escapes (their view repeats the text around the
+    #: escapes) and word-order reversal (never a signal of its own).
+    _NOT_IN_PLACE: ClassVar[frozenset[str]] = frozenset({"url", "html", "unicode_escape", "reversed_words"})
+
+    def decoded_pieces(self, views: Views) -> list[tuple[int, int, str]]:
+        """``(start, end, decoding)`` in folded offsets for each encoded run that decoded to natural language.
+
+        Read in place of the run, the text says what its encoded part says: a hidden instruction is read
+        as one, and harmless text that happens to be encoded is not judged by its encoded surface (the
+        model reads base64, Morse or Braille blobs as attacks whatever they hold). The deepest natural
+        decoding of a run is used (base64 > hex > text: the text); runs are disjoint, longest first.
+        """
+        natural = {(g.kind[len("encoded:"):], g.start, g.end) for g in views.signals if g.kind.startswith("encoded:")}
+        if not natural:
+            return []
+        best: dict[tuple[int, int], tuple[int, str]] = {}
+        for v in views.views:
+            if v.name != "decoded" or v.origin is None:
+                continue
+            step = v.source.rsplit(">", 1)[-1]
+            if step in self._NOT_IN_PLACE or (step, *v.origin) not in natural:
+                continue
+            if v.origin not in best or v.depth > best[v.origin][0]:
+                best[v.origin] = (v.depth, v.text)
+        if not best:
+            return []
+        offsets = np.asarray(views.folded.offsets if views.folded.offsets is not None
+                             else range(len(views.folded.text) + 1))
+        out: list[tuple[int, int, str]] = []
+        for (os_, oe), (_, text) in sorted(best.items(), key=lambda kv: kv[0][0] - kv[0][1]):
+            fs = int(np.searchsorted(offsets[:-1], os_, side="left"))
+            fe = int(np.searchsorted(offsets[:-1], oe, side="left"))
+            if fe > fs and not any(s < fe and fs < e for s, e, _ in out):
+                out.append((fs, fe, text))
+        return sorted(out)
+
+    def junk_runs(self, text: str, offset: int, views: Views,
+                  index: np.ndarray | None = None) -> list[tuple[int, int]]:
+        """Runs of non-linguistic tokens in ``text`` (a region of the folded view starting at ``offset``;
+        ``index`` maps its characters to the region's when decoded runs were put in place) that the
+        transformer should not read: random letter strings, hashes, hex and base64 blobs
         (``aimds.detect.junk``). On such runs it returns confident nonsense (random words p ≈ 0.9).
-        A run the normaliser decoded (an ``encoded:*`` signal: rot13, Caesar, base64...) is kept,
-        since the request to decode it is itself what the model learned to flag."""
+        A run the normaliser decoded (an ``encoded:*`` signal: rot13, Caesar, base64...) is kept."""
         if self.junk_model is None:
             return []
         runs = junk_runs(text, model=self.junk_model, min_junk=int(self.options.get("junk_min", 4)))
@@ -175,7 +214,11 @@ class EncoderDetector(Detector):
         folded = views.folded
         keep = []
         for s, e in runs:
-            os_, oe = folded.to_original(offset + s, offset + e)
+            if index is not None:
+                s_, e_ = int(index[s]), int(index[e - 1]) + 1
+            else:
+                s_, e_ = s, e
+            os_, oe = folded.to_original(offset + s_, offset + e_)
             if not any(gs < oe and os_ < ge for gs, ge in encoded):
                 keep.append((s, e))
         return keep
@@ -201,14 +244,19 @@ class EncoderDetector(Detector):
         spans: list[tuple[int, int]] = []
         regions = self.regions(folded.text, context)
         removed = [0, 0]  # junk runs and characters the transformer did not read
+        pieces = self.decoded_pieces(views) if self.options.get("read_decoded", True) else []
         for rs, re_ in regions:
             sub = folded.text[rs:re_]
-            runs = self.junk_runs(sub, rs, views)
             index = None
+            local = [(s - rs, e - rs, t) for s, e, t in pieces if rs <= s and e <= re_]
+            if local:
+                sub, index = substitute(sub, local)
+            runs = self.junk_runs(sub, rs, views, index)
             if runs:
                 removed[0] += len(runs)
                 removed[1] += sum(e - s for s, e in runs)
-                sub, index = compact(sub, runs)
+                sub, kept = compact(sub, runs)
+                index = kept if index is None else index[kept]
                 if not sub.strip():
                     continue
             for w in self.model.windows(sub):
@@ -224,8 +272,10 @@ class EncoderDetector(Detector):
                                  f"({removed[1]} characters)")
         if not chosen:
             return []
+        if pieces:
+            context.notes.append(f"encoder: read {len(pieces)} decoded run(s) as their decoding")
         # every window of the text, in order (then the memory stage can reuse the pooled vectors)
-        whole = regions == [(0, len(folded.text))] and not removed[0]
+        whole = regions == [(0, len(folded.text))] and not removed[0] and not pieces
         probs, vectors = self._score([w for _, w in chosen], self.priority(spans, context), context.deadline,
                                      pooled=whole)
         done = sum(p is not None for p in probs)

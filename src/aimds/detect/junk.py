@@ -173,3 +173,20 @@ def compact(text: str, runs: list[tuple[int, int]]) -> tuple[str, np.ndarray]:
     parts.append(text[pos:])
     index.append(np.arange(pos, len(text) + 1, dtype=np.int64))
     return "".join(parts), np.concatenate(index)
+
+
+def substitute(text: str, pieces: list[tuple[int, int, str]]) -> tuple[str, np.ndarray]:
+    """``text`` with each ``(start, end, replacement)`` span (sorted, not overlapping) replaced and, for
+    each character of the result plus its end, the index in ``text`` it came from (a replacement's
+    characters all come from its span's start)."""
+    parts: list[str] = []
+    index: list[np.ndarray] = []
+    pos = 0
+    for s, e, rep in pieces:
+        parts.append(text[pos:s] + rep)
+        index.append(np.arange(pos, s, dtype=np.int64))
+        index.append(np.full(len(rep), s, dtype=np.int64))
+        pos = e
+    parts.append(text[pos:])
+    index.append(np.arange(pos, len(text) + 1, dtype=np.int64))
+    return "".join(parts), np.concatenate(index)
