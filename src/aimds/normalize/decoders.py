@@ -613,8 +613,10 @@ def shifted_segments(text: str) -> list[tuple[str, int, int, str]]:
             out.append(("reversed_words", s, e, " ".join(w[::-1] for w in seg.split(" "))))
     if len(scrambled_words().keys() & distinct) >= 3:
         short = scrambled_words().keys()
+        # worth descrambling: a tenth of the segment's distinct words are known shuffles (random text
+        # holds a few by chance; a scrambled sentence is mostly made of them)
         for s, e in _good_segments(text, unscramble, budget=_UNSCRAMBLE_BUDGET,
-                                   worth=lambda ws: not short.isdisjoint(ws)):
+                                   worth=lambda ws: len(short & set(ws)) >= max(2, len(ws) // 10)):
             out.append(("typoglycemia", s, e, unscramble(text[s:e])))
     return out
 
