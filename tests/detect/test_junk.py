@@ -183,6 +183,17 @@ def test_harmless_encoded_text_is_read_as_its_decoding(always: Guard) -> None:
     assert off.scan("Please read this: " + base64.b64encode(note.encode()).decode()).blocked
 
 
+def test_classifier_reads_decoded_runs_only_when_asked() -> None:
+    from aimds.detect.classifier import ClassifierDetector
+    from aimds.normalize import normalize
+
+    views = normalize("Please read this: " + b"How many cups of flour do I need for a simple sponge cake?".hex())
+    surface, decoded = ClassifierDetector(), ClassifierDetector(read_decoded=True)
+    surface.load()
+    decoded.load()
+    assert decoded.probability(views)[0] < 0.5 < surface.probability(views)[0]
+
+
 def test_switch_off() -> None:
     g = Guard(Settings(detector_options={"encoder": {"always": True, "junk": False}})).load()
     v = g.scan(_noise()["random words"])

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.evidence import excerpt
+from aimds.detect.junk import substitute
 from aimds.detect.linear_model import LinearModel
 from aimds.detect.operating_points import operating_points
 from aimds.normalize import normalize
@@ -53,7 +54,12 @@ class ClassifierDetector(Detector):
     Options: ``model_path`` (an artifact written by ``aimds train``), ``threshold`` (override the
     operating point chosen on dev data by ``aimds tune``), ``standalone`` (use the threshold tuned
     for pipelines without the encoder; the Guard sets it), ``report_floor`` (smallest score
-    reported, default 0.2).
+    reported, default 0.2), ``read_decoded`` (default false: read the folded view with each encoded
+    run that decoded to natural language replaced by its decoding, ``Views.decoded_in_place``, as the
+    encoder does by default. Measured on 2026-11-26: harmless hidden sentences blocked by the fast
+    profile 40 -> 16 of 144 in ``benchmarks/obfuscation_probe.py``, but 3 dev attacks lost there and 1
+    in the default pipeline — dev labels "can you decode this: <harmless rot13/Morse>" an attack, and
+    the n-gram model then only sees the harmless decoding).
 
     The model can be replaced while scans run (:meth:`swap_model`, used by the service's hot
     reload of learned versions): each scan reads one :class:`ModelState` snapshot, so it sees
@@ -120,10 +126,16 @@ class ClassifierDetector(Detector):
         """
         model = model or self._state.model
         best = (0.0, "folded", 0, 0)
+        pieces = views.decoded_in_place() if self.options.get("read_decoded", False) else []
         for view in views.views:
             if view.name != "folded" and view.name not in EXTRA_VIEWS:
                 continue
-            scored = model.score_windows(view.text)
+            if view.name == "folded" and pieces:
+                text, index = substitute(view.text, pieces)
+                scored = [(int(index[s]), int(index[e - 1]) + 1 if e > s else int(index[s]), p)
+                          for s, e, p in model.score_windows(text)]
+            else:
+                scored = model.score_windows(view.text)
             if view.name == "folded" and folded_windows is not None:
                 folded_windows.extend(scored)
             for s, e, p in scored:

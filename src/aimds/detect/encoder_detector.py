@@ -46,7 +46,7 @@ class EncoderDetector(Detector):
     scan's deadline is near, default 2; see :meth:`scan`), ``junk`` (default true: read the text
     without runs of non-linguistic tokens, see :meth:`junk_runs`), ``junk_min`` (junk tokens that
     make a run, default 4) and ``read_decoded`` (default true: an encoded run the normaliser decoded
-    to natural language is read as its decoding, see :meth:`decoded_pieces`). A text that is one
+    to natural language is read as its decoding: ``Views.decoded_in_place``). A text that is one
     ASCII word (no spaces, at most 24 characters) is not scored.
     """
 
@@ -160,42 +160,6 @@ class EncoderDetector(Detector):
             order += [i for i, (ws, we) in enumerate(spans) if ws < e and s < we and i not in order]
         return order + [i for i in range(len(spans)) if i not in order]
 
-    #: Decodings not read in place of their run: inline escapes (their view repeats the text around the
-    #: escapes) and word-order reversal (never a signal of its own).
-    _NOT_IN_PLACE: ClassVar[frozenset[str]] = frozenset({"url", "html", "unicode_escape", "reversed_words"})
-
-    def decoded_pieces(self, views: Views) -> list[tuple[int, int, str]]:
-        """``(start, end, decoding)`` in folded offsets for each encoded run that decoded to natural language.
-
-        Read in place of the run, the text says what its encoded part says: a hidden instruction is read
-        as one, and harmless text that happens to be encoded is not judged by its encoded surface (the
-        model reads base64, Morse or Braille blobs as attacks whatever they hold). The deepest natural
-        decoding of a run is used (base64 > hex > text: the text); runs are disjoint, longest first.
-        """
-        natural = {(g.kind[len("encoded:"):], g.start, g.end) for g in views.signals if g.kind.startswith("encoded:")}
-        if not natural:
-            return []
-        best: dict[tuple[int, int], tuple[int, str]] = {}
-        for v in views.views:
-            if v.name != "decoded" or v.origin is None:
-                continue
-            step = v.source.rsplit(">", 1)[-1]
-            if step in self._NOT_IN_PLACE or (step, *v.origin) not in natural:
-                continue
-            if v.origin not in best or v.depth > best[v.origin][0]:
-                best[v.origin] = (v.depth, v.text)
-        if not best:
-            return []
-        offsets = np.asarray(views.folded.offsets if views.folded.offsets is not None
-                             else range(len(views.folded.text) + 1))
-        out: list[tuple[int, int, str]] = []
-        for (os_, oe), (_, text) in sorted(best.items(), key=lambda kv: kv[0][0] - kv[0][1]):
-            fs = int(np.searchsorted(offsets[:-1], os_, side="left"))
-            fe = int(np.searchsorted(offsets[:-1], oe, side="left"))
-            if fe > fs and not any(s < fe and fs < e for s, e, _ in out):
-                out.append((fs, fe, text))
-        return sorted(out)
-
     def junk_runs(self, text: str, offset: int, views: Views,
                   index: np.ndarray | None = None) -> list[tuple[int, int]]:
         """Runs of non-linguistic tokens in ``text`` (a region of the folded view starting at ``offset``;
@@ -244,7 +208,7 @@ class EncoderDetector(Detector):
         spans: list[tuple[int, int]] = []
         regions = self.regions(folded.text, context)
         removed = [0, 0]  # junk runs and characters the transformer did not read
-        pieces = self.decoded_pieces(views) if self.options.get("read_decoded", True) else []
+        pieces = views.decoded_in_place() if self.options.get("read_decoded", True) else []
         for rs, re_ in regions:
             sub = folded.text[rs:re_]
             index = None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
+
+#: Decodings not read in place of their run (:meth:`Views.decoded_in_place`): inline escapes (their view
+#: repeats the text around the escapes) and word-order reversal (never a signal of its own).
+NOT_IN_PLACE = frozenset({"url", "html", "unicode_escape", "reversed_words"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +87,34 @@ class Views:
             raise LookupError("no folded view")
         return v
 
+    def decoded_in_place(self) -> list[tuple[int, int, str]]:
+        """``(start, end, decoding)`` in folded offsets for each encoded run that decoded to natural language.
+
+        Read in place of its run, a text says what its encoded part says: a hidden instruction reads as
+        one, and harmless encoded text is not judged by its surface (the models read base64, Morse or
+        Braille blobs as attacks whatever they hold). The deepest natural decoding of a run is used
+        (base64 > hex > text: the text); the runs returned are disjoint, the longest kept first.
+        """
+        natural = {(g.kind[len("encoded:"):], g.start, g.end) for g in self.signals if g.kind.startswith("encoded:")}
+        if not natural:
+            return []
+        best: dict[tuple[int, int], tuple[int, str]] = {}
+        for v in self.views:
+            if v.name != "decoded" or v.origin is None:
+                continue
+            step = v.source.rsplit(">", 1)[-1]
+            if step in NOT_IN_PLACE or (step, *v.origin) not in natural:
+                continue
+            if v.origin not in best or v.depth > best[v.origin][0]:
+                best[v.origin] = (v.depth, v.text)
+        if not best:
+            return []
+        folded = self.folded
+        offsets = folded.offsets if folded.offsets is not None else range(len(folded.text) + 1)
+        out: list[tuple[int, int, str]] = []
+        for (os_, oe), (_, text) in sorted(best.items(), key=lambda kv: kv[0][0] - kv[0][1]):
+            fs = bisect.bisect_left(offsets, os_, 0, len(folded.text))
+            fe = bisect.bisect_left(offsets, oe, 0, len(folded.text))
+            if fe > fs and not any(s < fe and fs < e for s, e, _ in out):
+                out.append((fs, fe, text))
+        return sorted(out)
