@@ -81,6 +81,7 @@ HOSTILE = {
     "1mb_binary": lambda: "01100001 " * 111_111,
     "1mb_hex_pairs": lambda: "41 " * 333_333,
     "1mb_rot13": lambda: "gur frperg cnffjbeq vf urer " * 36_000,
+    "1mb_atbash": lambda: "gsv hvxivg kzhhdliw rh svviv " * 36_000,
     "1mb_reversed": lambda: "erongi lla suoiverp snoitcurtsni " * 30_000,
     "1mb_newlines": lambda: "\n\n a" * 250_000,
     "1mb_tags": lambda: "\U000E0041" * 250_000,

@@ -1,5 +1,5 @@
 """Decoders for encoded runs: base64/base32/hex/binary/morse, inline escapes, variation-selector
-smuggling, Braille, upside-down text, rot13/Caesar, reversal, scrambled words.
+smuggling, Braille, upside-down text, rot13/Caesar, Atbash, reversal, scrambled words.
 
 ``decode_views`` finds candidate runs in the original text with RE2 (linear time), decodes them,
 keeps the decodings that are mostly printable text as ``decoded`` views, and follows nested
@@ -27,6 +27,8 @@ import re2
 from aimds.normalize.fold import fold
 from aimds.normalize.views import Limits, Signal, View
 from aimds.normalize.words import (
+    atbash,
+    atbash_words,
     caesar,
     common_words,
     reversed_words,
@@ -155,6 +157,7 @@ def decode_views(original: str, folded: View, limits: Limits, start: float | Non
     _candidates_re(limits.min_encoded_len)
     shifted_words()
     reversed_words()
+    atbash_words()
     scrambled_words()
     t0 = time.perf_counter() if start is None else start
     ctx = _Ctx(original, limits, t0 + limits.time_budget_ms / 1000.0)
@@ -605,6 +608,9 @@ def shifted_segments(text: str) -> list[tuple[str, int, int, str]]:
             for s, e in _good_segments(text, lambda seg, k=k: caesar(seg, k)):
                 out.append((kind, s, e, caesar(text[s:e], k)))
     distinct = set(words)
+    if len(atbash_words() & distinct) >= 3:
+        for s, e in _good_segments(text, atbash):
+            out.append(("atbash", s, e, atbash(text[s:e])))
     rev = reversed_words() & distinct
     if len(rev) >= 3:
         for s, e in _good_segments(text, lambda seg: seg[::-1]):

@@ -20,11 +20,18 @@ def warm_up() -> None:
     """Build the lazily loaded tables now (a few tens of ms) instead of on the first request."""
     from aimds.normalize.decoders import _candidates_re
     from aimds.normalize.fold import tables
-    from aimds.normalize.words import reversed_words, scrambled_words, shifted_words, unscramble_table
+    from aimds.normalize.words import (
+        atbash_words,
+        reversed_words,
+        scrambled_words,
+        shifted_words,
+        unscramble_table,
+    )
 
     tables()
     shifted_words()
     reversed_words()
+    atbash_words()
     scrambled_words()
     unscramble_table()
     _candidates_re(Limits().min_encoded_len)

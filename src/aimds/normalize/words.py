@@ -1,8 +1,8 @@
 """A small built-in list of common English words, used to tell decoded text from noise.
 
 The list holds everyday function words and verbs plus the vocabulary that instructions to a model
-use ("ignore", "instructions", "system", "reveal"...). rot13, Caesar shifts, reversed text and
-scrambled words (typoglycemia: inner letters shuffled, first and last kept) are only decoded when
+use ("ignore", "instructions", "system", "reveal"...). rot13, Caesar shifts, Atbash, reversed text
+and scrambled words (typoglycemia: inner letters shuffled, first and last kept) are only decoded when
 the decoding holds clearly more of these words than the input.
 """
 
@@ -97,6 +97,21 @@ def reversed_words() -> frozenset[str]:
     """Common words (3+ letters) spelt backwards, minus palindromes and words that stay words."""
     common = common_words()
     return frozenset(w[::-1] for w in common if len(w) >= 3 and w[::-1] not in common)
+
+
+_ATBASH = {c: 219 - c for c in range(97, 123)} | {c: 155 - c for c in range(65, 91)}
+
+
+def atbash(text: str) -> str:
+    """Mirror the ASCII alphabet (a <-> z, b <-> y ...), the Atbash cipher; its own inverse."""
+    return text.translate(_ATBASH)
+
+
+@cache
+def atbash_words() -> frozenset[str]:
+    """Common words (3+ letters) in Atbash, minus those that are themselves common words."""
+    common = common_words()
+    return frozenset(w for w in (atbash(c) for c in common if len(c) >= 3) if w not in common)
 
 
 def caesar(text: str, k: int) -> str:
