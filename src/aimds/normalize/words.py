@@ -9,7 +9,11 @@ the decoding holds clearly more of these words than the input.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from functools import cache
+from typing import TypeVar
+
+_V = TypeVar("_V")
 
 _WORDS = """
 a about above after again against all also always am an and any are as ask at be because been
@@ -63,6 +67,19 @@ def common_words() -> frozenset[str]:
     return frozenset(_WORDS.split())
 
 
+def _unambiguous(pairs: Iterable[tuple[str, _V]]) -> dict[str, _V]:
+    """``key -> value`` from ``pairs``, without the keys paired with two different values."""
+    seen: dict[str, _V] = {}
+    clash: set[str] = set()
+    for key, value in pairs:
+        if key in seen and seen[key] != value:
+            clash.add(key)
+        seen[key] = value
+    for key in clash:
+        del seen[key]
+    return seen
+
+
 def _shift(word: str, k: int) -> str:
     return "".join(chr((ord(c) - 97 + k) % 26 + 97) for c in word)
 
@@ -74,22 +91,8 @@ def shifted_words() -> dict[str, int]:
     Shifted forms that are themselves common words or that several shifts share are left out.
     """
     common = common_words()
-    seen: dict[str, int] = {}
-    clash: set[str] = set()
-    for w in common:
-        if len(w) < 3:
-            continue
-        for k in range(1, 26):
-            s = _shift(w, k)               # the word encoded with shift +k
-            decode = 26 - k
-            if s in common:
-                continue
-            if s in seen and seen[s] != decode:
-                clash.add(s)
-            seen[s] = decode
-    for s in clash:
-        del seen[s]
-    return seen
+    return _unambiguous((s, 26 - k) for w in common if len(w) >= 3
+                        for k in range(1, 26) if (s := _shift(w, k)) not in common)
 
 
 @cache
@@ -142,33 +145,12 @@ def scrambled_words() -> dict[str, str]:
     a text's words at C speed (three hits make a text worth descrambling) and look up short words.
     """
     common = common_words()
-    seen: dict[str, str] = {}
-    clash: set[str] = set()
-    for w in common:
-        if 4 <= len(w) <= _SCRAMBLE_MAX:
-            for p in itertools.permutations(w[1:-1]):
-                form = w[0] + "".join(p) + w[-1]
-                if form == w or form in common:
-                    continue
-                if form in seen and seen[form] != w:
-                    clash.add(form)
-                seen[form] = w
-    for form in clash:
-        del seen[form]
-    return seen
+    return _unambiguous((form, w) for w in common if 4 <= len(w) <= _SCRAMBLE_MAX
+                        for p in itertools.permutations(w[1:-1])
+                        if (form := w[0] + "".join(p) + w[-1]) != w and form not in common)
 
 
 @cache
 def unscramble_table() -> dict[str, str]:
     """:func:`scramble_key` -> the one common word (4+ letters) with that key; keys two words share are left out."""
-    seen: dict[str, str] = {}
-    clash: set[str] = set()
-    for w in common_words():
-        if len(w) >= 4:
-            k = scramble_key(w)
-            if k in seen and seen[k] != w:
-                clash.add(k)
-            seen[k] = w
-    for k in clash:
-        del seen[k]
-    return seen
+    return _unambiguous((scramble_key(w), w) for w in common_words() if len(w) >= 4)
