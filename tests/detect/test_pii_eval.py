@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_file_module
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "pii_labelled.jsonl"
 
 
-def _module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def result() -> dict:
-    bench = _module(ROOT / "benchmarks" / "pii_eval.py", "pii_eval")
+    bench = load_file_module("benchmarks/pii_eval.py", "pii_eval")
     return bench.evaluate(bench.load_rows(DATA))
 
 
@@ -36,7 +29,7 @@ def test_set_shape() -> None:
 
 
 def test_set_is_what_the_generator_writes() -> None:
-    gen = _module(ROOT / "scripts" / "gen_pii_set.py", "gen_pii_set")
+    gen = load_file_module("scripts/gen_pii_set.py", "gen_pii_set")
     rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines()]
     assert rows == gen.generate(2)
 

@@ -3,34 +3,23 @@ step refused before it runs, at most 2% of benign traces interrupted — overall
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from aimds import Guard
 from aimds.respond.traces import TraceGuard
+from tests.helpers import load_file_module
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "benchmarks" / "data" / "agent_scenarios.jsonl"
 DETECTION_NEEDED = {"flagged_then_plain_action"}  # families only the pipeline's verdict can stop
 
 
-def _module(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-GEN = _module(ROOT / "scripts" / "gen_agent_scenarios.py", "gen_agent_scenarios")
-EVAL = _module(ROOT / "benchmarks" / "agent_eval.py", "agent_eval")
+GEN = load_file_module("scripts/gen_agent_scenarios.py", "gen_agent_scenarios")
+EVAL = load_file_module("benchmarks/agent_eval.py", "agent_eval")
 ROWS = EVAL.load_rows(DATA)
 
 

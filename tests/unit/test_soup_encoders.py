@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -17,16 +16,13 @@ quantization = pytest.importorskip("onnxruntime.quantization")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import load_file_module  # noqa: E402
+
 VOCAB, DIM, OUT = 50, 16, 8
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soup_encoders", ROOT / "scripts" / "soup_encoders.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_file_module("scripts/soup_encoders.py", "soup_encoders")
 
 
 def _weights(seed: int) -> dict[str, np.ndarray]:
