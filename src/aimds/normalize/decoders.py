@@ -368,8 +368,8 @@ def _braille(run: str) -> str:
 
 def _enough_words(text: str) -> bool:
     """At least two common English words and most words common: a real decoding, not letter soup."""
-    words = _words(text)
-    hits = sum(1 for w in words if w in common_words())
+    words, common = _words(text), common_words()
+    hits = sum(1 for w in words if w in common)
     return hits >= 2 and hits >= 0.4 * len(words)
 
 
@@ -617,8 +617,8 @@ def shifted_segments(text: str) -> list[tuple[str, int, int, str]]:
             seg = text[s:e]
             out.append(("reversed", s, e, seg[::-1]))
             out.append(("reversed_words", s, e, " ".join(w[::-1] for w in seg.split(" "))))
-    if len(scrambled_words().keys() & distinct) >= 3:
-        short = scrambled_words().keys()
+    short = scrambled_words().keys()
+    if len(short & distinct) >= 3:
         # worth descrambling: a tenth of the segment's distinct words are known shuffles (random text
         # holds a few by chance; a scrambled sentence is mostly made of them)
         for s, e in _good_segments(text, unscramble, budget=_UNSCRAMBLE_BUDGET,
