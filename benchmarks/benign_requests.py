@@ -3,7 +3,9 @@
 Reads ``benchmarks/data/benign_requests.jsonl`` (written by hand for this benchmark, held out from
 every training template: short questions, task requests with pasted content, translation,
 proofreading, role-play practice, lesson planning, support messages, coding help, several languages;
-plus attacks in the same styles) and prints JSON:
+plus attacks in the same styles) and prints JSON; it is also run with ``--data
+benchmarks/data/attack_styles.jsonl``, a held-out probe of 20 attack styles (8 attacks and 5 benign
+near-misses each, written 2026-11-26, never trained or tuned on):
 
 - per profile (``default``, ``fast``): on the benign rows the flagged rate (action not ``allow``)
   and blocked rate (action ``block``), per style, and the ids flagged; on the attack rows the TPR
