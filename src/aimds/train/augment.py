@@ -1217,6 +1217,159 @@ def _fam_short_turns(ctx: _Ctx) -> Sample:
     return Sample(vary(text, ctx.rng), 0, "benign_hard", "en", {"kind": slot})
 
 
+# ---- attack styles (``styles.yaml``; opt-in families ``styles`` and ``styles_benign``) ------------
+
+#: Style -> ((attack slot, category), ...): one slot is drawn per row, weighted by its entry count.
+#: ``split_payload``, ``multilingual_other`` and the document-borne styles are assembled in code.
+_STYLE_SLOTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "secret_game": (("sty_secret_game", "prompt_leak"),),
+    "say_phrase": (("sty_say_phrase", "prompt_injection"),),
+    "refusal_suppression": (("sty_refusal_suppression", "jailbreak"),),
+    "prefix_injection": (("sty_prefix_injection", "jailbreak"),),
+    "policy_puppetry": (("sty_policy_puppetry", "jailbreak"),),
+    "behaviour_update": (("sty_behaviour_update", "jailbreak"),),
+    "emotional": (("sty_emotional", "jailbreak"), ("sty_emotional_secret", "prompt_leak")),
+    "virtualisation": (("sty_virtualisation", "jailbreak"),),
+    "authority": (("sty_authority", "prompt_injection"),),
+    "fake_dialogue": (("sty_fake_dialogue", "prompt_injection"),),
+    "code_smuggling": (("sty_code_smuggling", "prompt_injection"),),
+    "split_payload": (),
+    "web_indirect": (("sty_web_indirect", "indirect_injection"),),
+    "exfil_markdown": (("sty_exfil_markdown", "prompt_injection"),),
+    "agent_tool": (("sty_agent_tool", "prompt_injection"),),
+    "leak_format": (("sty_leak_format", "prompt_leak"),),
+    "fiction_harm": (("sty_fiction_harm", "jailbreak"),),
+    "multilingual_other": (),
+    "context_reset": (("sty_context_reset", "prompt_injection"),),
+    "persona_jailbreak": (("sty_persona_jailbreak", "jailbreak"),),
+}
+STYLES: tuple[str, ...] = tuple(_STYLE_SLOTS)
+#: Document-borne styles: (probability of a carrier document, document kinds and weights). The payload slot is
+#: ``sty_<style>_payload`` (attack, indirect_injection) or ``styb_<style>_ins`` (benign line, same hiding places).
+_STYLE_DOCS: dict[str, tuple[float, dict[str, float]]] = {
+    "web_indirect": (0.7, {"web": 3, "email": 2, "review": 2, "pdf": 1.5, "calendar": 1.5, "search": 1.5,
+                           "news": 1, "json": 1, "markdown": 1}),
+    "exfil_markdown": (0.55, {"email": 2, "web": 2, "markdown": 2, "json": 1.5, "chat": 1, "ticket": 1, "qa": 1}),
+    "agent_tool": (0.6, {"json": 3, "email": 2, "ticket": 2, "markdown": 1.5, "code_py": 1.5, "code_js": 1,
+                         "chat": 1, "calendar": 1}),
+}
+#: Styles whose skeletons are code or config: expanded without :func:`tidy` (which would capitalise ``key: value``).
+_STYLE_RAW = frozenset({"policy_puppetry", "code_smuggling"})
+#: Languages of ``multilingual_other`` (``sml_<lang>_ovr`` / ``sml_<lang>_leak`` / ``smlb_<lang>``): the ones the
+#: ``multilingual`` family lacks, plus mixed-language and secret-extraction lines in four it has.
+STYLE_LANGS: tuple[str, ...] = ("sv", "bn", "uk", "el", "cs", "ro", "sw", "he", "fa", "pl", "nl", "vi", "id")
+
+
+def _style_text(ctx: _Ctx, style: str, slot: str, env: dict[str, str] | None = None) -> str:
+    """Expand ``slot``: raw for code/config styles, tidied otherwise; short one-liners get :func:`vary`."""
+    if style in _STYLE_RAW:
+        return ctx.g.pick(slot, ctx.rng, env).strip()
+    text = ctx.pick(slot, env)
+    if len(text) < 300 and "\n" not in text:
+        text = vary(text, ctx.rng, noisy=ctx.p(0.5))
+    return text
+
+
+def _sp_assign(r: random.Random, parts: list[str]) -> tuple[str, str]:
+    """Render word fragments as assignments (Python, JS, shell, JSON list, numbered parts); return (block, join)."""
+    names = _split_names(r, len(parts))
+    style = r.randrange(5)
+    if style == 0:
+        q = "'" if not any("'" in p for p in parts) else '"'
+        return "\n".join(f"{n} = {q}{p}{q}" for n, p in zip(names, parts, strict=True)), " + ' ' + ".join(names)
+    if style == 1:
+        js = "; ".join(f"const {n} = {json.dumps(p)}" for n, p in zip(names, parts, strict=True))
+        return js, "[" + ", ".join(names) + "].join(' ')"
+    if style == 2:
+        up = [n.upper() for n in names]
+        return "\n".join(f"{n}={json.dumps(p)}" for n, p in zip(up, parts, strict=True)), \
+            '"' + " ".join(f"${{{n}}}" for n in up) + '"'
+    if style == 3:
+        return "parts = " + json.dumps(parts, ensure_ascii=False), "' '.join(parts)"
+    return "\n".join(f"Part {i}: {p}" for i, p in enumerate(parts, 1)), \
+        " + ".join(f"part {i}" for i in range(1, len(parts) + 1))
+
+
+def _sp_build(ctx: _Ctx, payload_slot: str, block_slot: str) -> tuple[str, str, list[str]]:
+    """A sentence cut at word boundaries into 2-5 fragments, shown as variables inside a ``block_slot`` frame."""
+    r = ctx.rng
+    payload = ctx.g.pick(payload_slot, r).strip().rstrip(".")
+    words = payload.split(" ")
+    k = min(r.randint(2, 5), len(words))
+    cuts = sorted(r.sample(range(1, len(words)), k - 1)) if k > 1 else []
+    bounds = [0, *cuts, len(words)]
+    parts = [" ".join(words[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)]
+    assign, joined = _sp_assign(r, parts)
+    frame = ctx.g.pick(block_slot, r, {"enc": _ENC, "join": "\x00\x03\x04"})
+    return frame.replace(_ENC, assign).replace("\x00\x03\x04", joined).strip(), payload, parts
+
+
+def _style_kind(ctx: _Ctx, style: str, external: bool) -> str:
+    """A carrier kind for a document-borne style; a caller's carriers (attacks only) get a third of the draws."""
+    weights = dict(_STYLE_DOCS[style][1])
+    if external and ctx.carriers:
+        weights["external"] = sum(weights.values()) * 0.5
+    return ctx.rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def _fam_styles(ctx: _Ctx) -> Sample:
+    """One attack in one of :data:`STYLES` (``styles.yaml``); ``meta['style']`` names it.
+
+    Document-borne styles hide their payload in a carrier document most of the time (indirect_injection);
+    ``split_payload`` cuts an attack sentence into variables to be joined (obfuscation); ``multilingual_other``
+    writes override and extraction lines in languages the ``multilingual`` family lacks.
+    """
+    r = ctx.rng
+    style = r.choice(STYLES)
+    meta: dict[str, Any] = {"style": style}
+    if style == "split_payload":
+        text, payload, parts = _sp_build(ctx, "sp_payload", "sp_block")
+        return Sample(text, 1, "obfuscation", "en", {**meta, "payload": payload, "parts": parts})
+    if style == "multilingual_other":
+        lang = r.choice(STYLE_LANGS)
+        kind = r.choices(("ovr", "leak"), weights=(len(ctx.g.slots[f"sml_{lang}_ovr"]),
+                                                   len(ctx.g.slots[f"sml_{lang}_leak"])))[0]
+        text = vary(ctx.pick(f"sml_{lang}_{kind}"), r, noisy=False)
+        return Sample(text, 1, "prompt_injection" if kind == "ovr" else "prompt_leak", lang, meta)
+    if style in _STYLE_DOCS and ctx.p(_STYLE_DOCS[style][0]):
+        kind = _style_kind(ctx, style, external=True)
+        payload = ctx.pick(f"sty_{style}_payload")
+        where = r.choice(["start", "middle", "middle", "end"])
+        doc = _doc(ctx, kind, payload, where)
+        lang = _lang_of(doc) if kind == "external" else "en"
+        return Sample(_wrap_task(ctx, kind, doc), 1, "indirect_injection", lang,
+                      {**meta, "kind": kind, "where": where, "payload": payload})
+    options = _STYLE_SLOTS[style]
+    slot, cat = r.choices(options, weights=[len(ctx.g.slots[s]) for s, _ in options])[0]
+    return Sample(_style_text(ctx, style, slot, {}), 1, cat, "en", {**meta, "slot": slot})
+
+
+def _fam_styles_benign(ctx: _Ctx) -> Sample:
+    """A harmless near-miss of one of :data:`STYLES` (``styb_*`` in ``styles.yaml``): benign_hard.
+
+    Password-recovery questions, configs pasted with a question, real admin questions, transcripts to
+    summarise, crime-novel requests that need no real instructions, documents that mention AI or carry a
+    harmless note in the places attacks hide theirs, ordinary requests in the same languages.
+    """
+    r = ctx.rng
+    style = r.choice(STYLES)
+    meta: dict[str, Any] = {"style": style}
+    if style == "split_payload" and ctx.p(0.7):
+        text, payload, parts = _sp_build(ctx, "spb_payload", "spb_block")
+        return Sample(text, 0, "benign_hard", "en", {**meta, "payload": payload, "parts": parts})
+    if style == "multilingual_other":
+        lang = r.choice(STYLE_LANGS)
+        return Sample(vary(ctx.pick(f"smlb_{lang}"), r, noisy=False), 0, "benign_hard", lang, meta)
+    if style in _STYLE_DOCS and ctx.p(0.5):
+        kind = _style_kind(ctx, style, external=False)
+        line = ctx.pick(f"styb_{style}_ins")
+        where = r.choice(["start", "middle", "middle", "end"])
+        doc = _doc(ctx, kind, line, where)
+        return Sample(_wrap_task(ctx, kind, doc), 0, "benign_hard", "en",
+                      {**meta, "kind": kind, "where": where, "payload": line})
+    return Sample(_style_text(ctx, style, f"styb_{style}", {}), 0, "benign_hard", "en", meta)
+
+
 @dataclass(frozen=True)
 class Family:
     """A named row generator with its default row count."""
@@ -1250,12 +1403,15 @@ FAMILIES: dict[str, Family] = {
         Family("short_turns", 700, _fam_short_turns, False),
         Family("requests_ml", 450, _fam_requests_ml, False),
         Family("meta_questions", 500, _fam_meta_questions, False),
+        Family("styles", 700, _fam_styles, True),
+        Family("styles_benign", 700, _fam_styles_benign, False),
     )
 }
 #: What ``generate`` makes by default: the families the shipped linear model was trained on (``aimds train``).
 #: ``mixed_docs`` is opt-in (``aimds train --families +mixed_docs``): measured, it cost dev TPR for little gain.
-DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
-                                          if name not in ("mixed_docs", "short_turns", "requests_ml", "meta_questions"))
+#: ``styles`` / ``styles_benign`` (attack styles the shared data is light on, and their near-misses) are opt-in too.
+_OPT_IN: tuple[str, ...] = ("mixed_docs", "short_turns", "requests_ml", "meta_questions", "styles", "styles_benign")
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name not in _OPT_IN)
 #: The shipped encoder's (``enc-minilm-l6-mil-v3``) training set (``scripts/train_encoder.py prepare --families v3``,
 #: the default there): the default families plus ``short_turns`` — an encoder retrained without it (v2, not shipped)
 #: blocked short benign chat turns that v1 let through.
@@ -1265,9 +1421,9 @@ ENCODER_V3_FAMILIES: tuple[str, ...] = (*DEFAULT_FAMILIES, "short_turns")
 ENCODER_NEXT_FAMILIES: tuple[str, ...] = (*ENCODER_V3_FAMILIES, "requests_ml", "meta_questions")
 #: The families the previous encoder (``enc-minilm-l6-mil-v1``) was trained on, before ``requests`` existed
 #: (``prepare --families v1`` reproduces its data).
-ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES
-                                             if name not in ("requests", "mixed_docs", "short_turns", "requests_ml",
-                                                          "meta_questions"))
+ENCODER_V1_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name != "requests" and name not in _OPT_IN)
+#: A candidate encoder training set (``prepare --families styles``): v3's plus the attack-style families.
+ENCODER_STYLES_FAMILIES: tuple[str, ...] = (*ENCODER_V3_FAMILIES, "styles", "styles_benign")
 
 
 def _key(text: str) -> str:
