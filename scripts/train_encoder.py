@@ -21,14 +21,22 @@ Build time only (torch is never imported by ``aimds`` at run time). Four steps:
 ``evaluate`` (project venv) runs the shipped model through the runtime (``EncoderModel``) on dev
     and measures latency; the numbers are added to ``meta.json``.
 
-The shipped model (``enc-minilm-l6-mil-v3``, candidate E4 of 2026-11-26) is rebuilt with (the GPU box runs
-only ``train``, about 70 s on one H100, deterministic there: two runs gave identical dev figures;
-``scripts/encoder_gpu_run.sh`` is the prepared one-call run)::
+The shipped model (``enc-minilm-l6-mil-v4``, 2026-11-26, third lent-GPU session) is a weight soup of three
+fine-tunes on ``--families styles`` (v3's families plus the opt-in attack-style families ``styles`` and
+``styles_benign``). S4 and S5 used the templates of commit c1eef04, T5 those of 64425ee (which added benign
+follow-up questions about credential technology after S4 flagged one in ``benchmarks/sessions_eval.py``). The
+GPU box runs only ``train``, about 90 s per candidate on one H100, deterministic there
+(``scripts/encoder_gpu_run.sh`` is the prepared one-call run)::
 
-    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next prepare --families v3
-    python3 scripts/train_encoder.py --work .dev/enc_next train --out out/E4 --lrs 1e-4 --epochs 4 --fixed  # GPU
-    python3 scripts/train_encoder.py --work .dev/enc_next export --from out/E4 --out out/E4x   # optional, CPU
-    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next install --from out/E4
+    git checkout c1eef04 -- src/aimds/data/augment/styles.yaml   # S4, S5; then restore it for T5
+    .venv/bin/python scripts/train_encoder.py --work .dev/enc_styles prepare --families styles
+    python3 scripts/train_encoder.py --work .dev/enc_styles train --out out/S4 --lrs 1e-4 --epochs 4 --fixed  # GPU
+    python3 scripts/train_encoder.py --work .dev/enc_styles train --out out/S5 --lrs 1e-4 --epochs 5 --fixed  # GPU
+    git checkout 64425ee -- src/aimds/data/augment/styles.yaml
+    .venv/bin/python scripts/train_encoder.py --work .dev/enc_styles2 prepare --families styles
+    python3 scripts/train_encoder.py --work .dev/enc_styles2 train --out out/T5 --lrs 1e-4 --epochs 5 --fixed  # GPU
+    .venv/bin/python scripts/soup_encoders.py out/S4 out/T5 out/S5 --out out/v4 --version enc-minilm-l6-mil-v4
+    .venv/bin/python scripts/train_encoder.py --work .dev/enc_next install --from out/v4
     .venv/bin/python scripts/build_embedder.py --layer 1 && .venv/bin/python scripts/build_embedder.py --encoder-output
     .venv/bin/python scripts/build_memory_seed.py && .venv/bin/aimds tune
     .venv/bin/python scripts/train_encoder.py evaluate
@@ -41,7 +49,7 @@ at p > 0.99) and blocked 19 benign requests (v1: 16), so v1 stays. ``prepare`` t
 turns' flagged share (``--guard-weight``). Five candidates on ``--families v3`` were measured on 2026-11-26
 (``scripts/compare_encoders.py``: int8, dev TPR at 1 % FPR / share of the 142 guard turns flagged at that
 threshold): v1 0.915 / 0.063; E4 (1e-4, 4 epochs, ``--fixed``) 0.919 / 0.021; D5 (5 epochs) 0.904 / 0.014;
-B3 (3 epochs) 0.905 / 0.042; A4 (selected 3 of 4 epochs; torch only) 0.906 / 0.028. E4 is shipped: in the
+B3 (3 epochs) 0.905 / 0.042; A4 (selected 3 of 4 epochs; torch only) 0.906 / 0.028. E4 shipped as v3: in the
 pipeline dev TPR 0.9206 at FPR 0.0098 (v1 0.9231 / 0.0092), but 13 benign requests flagged and 8 blocked (v1
 23 / 16) and single-message session TPR 0.622 (v1 0.569), no benign session flagged. ``export`` (torch, CPU)
 re-quantises from ``final_fp16.safetensors``. ``--layers N`` keeps the base model's first N layers (3 and 4
@@ -49,6 +57,11 @@ layers lost 0.08 and 0.03 dev TPR against 6); ``prepare --max-len 128 --stride 9
 (0.88 dev TPR, worse). A second session (2026-11-26) trained on ``--families next`` and ``v3+meta_questions``
 and averaged candidates into weight soups (``scripts/soup_encoders.py``): the soups beat every single model
 alone but none beat v3 in the pipeline (README, "Retraining tried again"), so v3 stays.
+A third session (2026-11-26) trained on ``--families styles`` (int8 alone, ``compare_encoders.py``, dev TPR at
+1 % FPR / guard turns flagged): S4 0.924 / 0.028, S5 0.912 / 0.049, T4 (4 epochs on 64425ee) 0.895 / 0.021, T5 0.932 /
+0.035, soup S4+T5 0.926 / 0.042, **soup S4+T5+S5 0.933 / 0.042 (v4, shipped)**; v3 0.907 / 0.028. In the pipeline
+v4 gained dev attacks and caught more of the held-out attack-styles probe with fewer of its benign rows flagged
+(README, "Transformer v4"); S4 alone flagged a benign session turn ("And what about passkeys, …?") 15 times.
 """
 
 from __future__ import annotations
