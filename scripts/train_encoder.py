@@ -62,6 +62,8 @@ A third session (2026-11-26) trained on ``--families styles`` (int8 alone, ``com
 0.035, soup S4+T5 0.926 / 0.042, **soup S4+T5+S5 0.933 / 0.042 (v4, shipped)**; v3 0.907 / 0.028. In the pipeline
 v4 gained dev attacks and caught more of the held-out attack-styles probe with fewer of its benign rows flagged
 (README, "Transformer v4"); S4 alone flagged a benign session turn ("And what about passkeys, …?") 15 times.
+``--families styles+requests_ml`` (U5, 5 epochs, for v4's non-English benign flags): 0.895 / 0.035 alone (BIPIA
+attacks 0.927 flagged in torch), soup of the four 0.919 / 0.042: not measured further.
 """
 
 from __future__ import annotations
