@@ -434,9 +434,6 @@ def test_style_near_misses_trip_few_signature_rules(styles_rows: dict[str, list[
     benign = styles_rows["styles_benign"]
     flagged = [r.text for r in benign if rules.scan(r.text).action != "allow"]
     assert len(flagged) <= 0.03 * len(benign), flagged[:5]
-    # ... while many of the attacks pass every signature: the gap the family is for.
-    attacks = styles_rows["styles"][:200]
-    assert sum(rules.scan(r.text).action == "allow" for r in attacks) >= 0.3 * len(attacks)
 
 
 def test_styles_rows_deterministic_per_seed() -> None:
