@@ -14,12 +14,14 @@ _MASKS = (
 )
 
 MAX_EVIDENCE = 80
-_DIGIT_OR_AT = re2.compile(r"[\d@]")
+# RE2's ``\d`` is ASCII: the masks need one of these characters (a set test costs ~0.3 µs, an RE2
+# search through the Python wrapper ~3 µs, and this runs once per finding).
+_DIGIT_OR_AT = frozenset("0123456789@")
 
 
 def _may_hold_secrets(text: str) -> bool:
     """Cheap pre-check: every mask needs a digit, an '@' or a run of 40+ token characters."""
-    if _DIGIT_OR_AT.search(text):
+    if not _DIGIT_OR_AT.isdisjoint(text):
         return True
     return any(len(tok) >= 40 for tok in text.split())
 

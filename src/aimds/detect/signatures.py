@@ -22,6 +22,9 @@ import yaml
 from aimds.errors import RuleError
 from aimds.types import Category, taxonomy
 
+# google-re2's binding-level anchor (see ``RuleSet.span``); None if a future wrapper moves it.
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
 CONFIDENCE_SCORE = {"high": 0.92, "medium": 0.7, "low": 0.4}
 STATUSES = ("experimental", "test", "stable", "deprecated")
 REQUIRED = ("id", "title", "description", "category", "severity", "pattern", "tags", "status",
@@ -166,11 +169,17 @@ class RuleSet:
     into chunks of ``chunk`` rules, each its own linear-time ``Set``. Each chunk is one more pass over
     the text: 72 keeps the 287 shipped rules in four automata (``benchmarks/signature_dfa.py``, 2026-11-26:
     warm p50 32 µs against 37 µs for five chunks of 64, cold p99 2.9 ms against 4.2 ms).
+
+    Each automaton may use ``set_mem`` bytes (128 MB) for its DFA states. On varied text (every row
+    of the shared datasets, three passes: ``benchmarks/signature_dfa.py --diverse``) 64 MB was too
+    little for the four automata: RE2 dropped and rebuilt their states over and over, ~470 ns per
+    byte where 128 MB settles at ~60; the states actually built took ~270 MB of the process there.
     """
 
-    def __init__(self, rules: Sequence[Rule], chunk: int = 72) -> None:
+    def __init__(self, rules: Sequence[Rule], chunk: int = 72, set_mem: int = 128 << 20) -> None:
         self.rules = tuple(rules)
         opts = _options()
+        opts.max_mem = set_mem
         self._sets: list[tuple[int, Any]] = []
         for base in range(0, len(self.rules), chunk):
             rset = re2.Set.SearchSet(opts)
@@ -182,6 +191,9 @@ class RuleSet:
         span_opts = _options()
         span_opts.never_capture = True
         self._regex = [re2.compile(r.pattern, span_opts) for r in self.rules]
+        # The wrapper's ``search`` costs ~1.3 µs more per call than the binding it wraps (a generator
+        # and a match object); spans run once per finding, so call the binding when it is there.
+        self._raw = [getattr(r, "_regexp", None) if _UNANCHORED is not None else None for r in self._regex]
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -204,10 +216,16 @@ class RuleSet:
         """
         if data is None:
             data = text.encode("utf-8", "surrogatepass")
-        m = self._regex[index].search(data)
-        if m is None:
-            return None
-        start, end = m.span()
+        raw = self._raw[index]
+        if raw is not None:
+            start, end = raw.Match(_UNANCHORED, data, 0, len(data))[0]
+            if start < 0:
+                return None
+        else:  # pragma: no cover - another google-re2 layout
+            m = self._regex[index].search(data)
+            if m is None:
+                return None
+            start, end = m.span()
         if len(data) == len(text):  # ASCII: byte offsets are character offsets
             return start, end
         s = len(data[:start].decode("utf-8", "surrogatepass"))
