@@ -137,7 +137,8 @@ class Finding:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "category", Category(self.category))
+        if type(self.category) is not Category:
+            object.__setattr__(self, "category", Category(self.category))
         if not 0.0 <= self.score <= 1.0:
             raise ValueError(f"score must be in [0, 1], got {self.score}")
         if not 0 <= self.severity <= 10:

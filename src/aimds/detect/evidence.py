@@ -23,7 +23,7 @@ def _may_hold_secrets(text: str) -> bool:
     """Cheap pre-check: every mask needs a digit, an '@' or a run of 40+ token characters."""
     if not _DIGIT_OR_AT.isdisjoint(text):
         return True
-    return any(len(tok) >= 40 for tok in text.split())
+    return len(text) >= 40 and max(map(len, text.split()), default=0) >= 40
 
 
 def redact(text: str) -> str:

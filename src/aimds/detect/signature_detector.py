@@ -48,25 +48,27 @@ class SignatureDetector(Detector):
     def scan(self, views: Views, context: ScanContext) -> list[Finding]:
         """One finding per rule that matches, at its first match in the most direct view."""
         findings: dict[str, Finding] = {}
+        rules = self.ruleset.rules
         for view in views.views:
             if view.name not in RULE_VIEWS:
                 continue
             data = view.text.encode("utf-8", "surrogatepass")
             hits = self.ruleset.matching(data)
+            if not hits:
+                continue
             # Multilingual rules accept English words too (mixed-language attacks); on an English
             # attack they would only repeat an English rule of the same category under a misleading
             # language tag, so they are skipped when one fired on this view.
-            english = {self.ruleset.rules[i].category for i in hits if self.ruleset.rules[i].lang == "en"}
+            english = {rules[i].category for i in hits if rules[i].lang == "en"}
+            hidden = view.name != "folded"
+            where_from = f"the {view.name} view" + (f" (decoded from {view.source})" if view.source else "")
+            view_name = view.name if not view.source else f"{view.name}:{view.source}"
             for idx in hits:
-                rule = self.ruleset.rules[idx]
+                rule = rules[idx]
                 if rule.id in findings or (rule.lang != "en" and rule.category in english):
                     continue
                 where = self.ruleset.span(idx, view.text, data) or (0, 0)
                 start, end = view.to_original(*where)
-                hidden = view.name != "folded"
-                explanation = f"rule {rule.id} '{rule.title}' matched the {view.name} view"
-                if view.source:
-                    explanation += f" (decoded from {view.source})"
                 findings[rule.id] = Finding(
                     detector=self.name,
                     rule_id=rule.id,
@@ -75,8 +77,8 @@ class SignatureDetector(Detector):
                     severity=rule.severity,
                     span=Span(start, end),
                     evidence=excerpt(view.text, *where),
-                    explanation=explanation,
-                    view=view.name if not view.source else f"{view.name}:{view.source}",
+                    explanation=f"rule {rule.id} '{rule.title}' matched {where_from}",
+                    view=view_name,
                     tags=rule.tags + (("technique:hidden_in_encoding",) if hidden else ()),
                 )
         return list(findings.values())
