@@ -168,21 +168,26 @@ def _eval_sessions(path: str, json_out: str | None, limit: int | None, detectors
 @click.option("-n", "n", default=300, show_default=True, help="Timed texts per size.")
 @click.option("--memory", is_flag=True, help="Add the attack-memory detector (seed memory, or --data-dir's).")
 @click.option("--sizes", default="100,1000,10000", show_default=True, help="Comma-separated text sizes (characters).")
+@click.option("--texts", "texts_file", type=click.Path(exists=True, dir_okay=False),
+              help="JSONL with a 'text' field: cut the timed texts from these rows instead of the built-in corpus.")
+@click.option("--warmup", default=100, show_default=True, help="Untimed texts scanned first, per size.")
 @_detectors_opt
 @_policy_opt
 @_data_dir_opt
-def bench(json_out: str | None, n: int, memory: bool, sizes: str, detectors: str | None, policy: str | None,
-          data_dir: str | None) -> None:
+def bench(json_out: str | None, n: int, memory: bool, sizes: str, texts_file: str | None, warmup: int,
+          detectors: str | None, policy: str | None, data_dir: str | None) -> None:
     """Measure in-process latency (µs) of the pipeline and each tier for ~100/1k/10k-character texts."""
     from aimds.eval.bench import format_bench, run_bench
+    from aimds.train.data import read_jsonl
 
     if memory and not data_dir:
         from aimds.config import Settings
 
         names = (detectors.split(",") if detectors else list(Settings.from_env().detectors))
         detectors = ",".join([*names, *([] if "memory" in names else ["memory"])])
-    report = run_bench(_guard(detectors, policy, data_dir), n=n,
-                       sizes=tuple(int(x) for x in sizes.split(",") if x.strip()))
+    rows = [str(r["text"]) for r in read_jsonl(texts_file)] if texts_file else None
+    report = run_bench(_guard(detectors, policy, data_dir), n=n, warmup=warmup,
+                       sizes=tuple(int(x) for x in sizes.split(",") if x.strip()), rows=rows)
     click.echo(format_bench(report))
     if json_out:
         _write_json(json_out, report)

@@ -84,6 +84,23 @@ def test_bench_json_shape(tmp_path) -> None:
     assert "encoder ran" in r.output
 
 
+def test_bench_on_given_texts(tmp_path) -> None:
+    rows = tmp_path / "t.jsonl"
+    rows.write_text("\n".join(json.dumps({"text": f"Question {i}: how do tides work near estuary {i}?"})
+                              for i in range(40)) + "\n")
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", "-n", "5", "--warmup", "2", "--sizes", "100,1000",
+                                  "--detectors", "obfuscation,signatures", "--texts", str(rows), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["texts"] == "40 given rows" and rep["warmup"] == 2
+    assert set(rep["pipeline"]) == {"100", "1000"}
+    empty = tmp_path / "e.jsonl"
+    empty.write_text(json.dumps({"text": "  "}) + "\n")
+    r = CliRunner().invoke(main, ["bench", "-n", "2", "--texts", str(empty)])
+    assert r.exit_code != 0 and "no non-empty texts" in r.output
+
+
 def test_rules_list_and_test() -> None:
     r = CliRunner().invoke(main, ["rules", "list", "--json"])
     assert r.exit_code == 0
