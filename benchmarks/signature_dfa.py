@@ -12,8 +12,14 @@ byte per pass, and how much the process grew (the DFA states RE2 built), for eac
 memory budget (``--mem``, MB per automaton; each configuration in its own process). A budget too small
 for the states such text needs shows as a second and third pass as slow as the first.
 
+``--cold`` times what a fresh process pays on varied text: dev rows cut to 1,000 characters
+(``aimds bench --texts``' texts), 100 scanned first, then 400 that the automata have never seen
+(p50/p99/mean µs of ``RuleSet.matching`` on the folded view), for each chunk size with English and
+other-language rules in separate automata and, for comparison, in file order.
+
     .venv/bin/python benchmarks/signature_dfa.py [--chunks 64,128,256] [-n 400]
     .venv/bin/python benchmarks/signature_dfa.py --diverse --chunks 36,72 --mem 64,128
+    .venv/bin/python benchmarks/signature_dfa.py --cold --chunks 36,72
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import numpy as np
 
 from aimds.detect.signature_detector import RULE_VIEWS
 from aimds.detect.signatures import RuleSet, load_rules
-from aimds.eval.bench import bench_texts
+from aimds.eval.bench import bench_texts, texts_from_rows
 from aimds.normalize import normalize
 from aimds.train.data import default_data_dir, read_jsonl
 
@@ -60,6 +66,32 @@ def _diverse_run(chunk: int, mem_mb: int, datasets: str) -> dict[str, object]:
             "ns_per_byte_by_pass": passes, "rss_growth_mb": grew}
 
 
+def _cold_run(chunk: int, by_language: bool, datasets: str) -> dict[str, object]:
+    rows = [r["text"] for r in read_jsonl(Path(datasets, "dev.jsonl"))]
+    texts = [normalize(t).folded.text.encode("utf-8", "surrogatepass") for t in texts_from_rows(rows, 1000, 500)]
+    rs = RuleSet(load_rules(), chunk=chunk, by_language=by_language)
+    for data in texts[:100]:
+        rs.matching(data)
+    times = []
+    for data in texts[100:]:
+        t0 = time.perf_counter_ns()
+        rs.matching(data)
+        times.append((time.perf_counter_ns() - t0) / 1000)
+    return {"chunk": chunk, "by_language": by_language, "automata": len(rs._sets), **_pct(times),
+            "mean_us": round(float(np.mean(times)), 1)}
+
+
+def _cold(chunks: list[int], datasets: str) -> list[dict[str, object]]:
+    ctx = multiprocessing.get_context("spawn")
+    out = []
+    for chunk in chunks:
+        for by_language in (True, False):
+            with ctx.Pool(1) as pool:
+                out.append(pool.apply(_cold_run, (chunk, by_language, datasets)))
+            print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    return out
+
+
 def _diverse(chunks: list[int], mems: list[int], datasets: str) -> list[dict[str, object]]:
     ctx = multiprocessing.get_context("spawn")
     out = []
@@ -79,7 +111,11 @@ def main() -> None:
     ap.add_argument("--diverse", action="store_true", help="match the shared datasets' rows three times over")
     ap.add_argument("--mem", default="128", help="with --diverse: DFA MB per automaton, comma-separated")
     ap.add_argument("--datasets", default=str(default_data_dir()))
+    ap.add_argument("--cold", action="store_true", help="time dev rows the automata have not seen")
     args = ap.parse_args()
+    if args.cold:
+        print(json.dumps(_cold([int(c) for c in args.chunks.split(",")], args.datasets), indent=1))
+        return
     if args.diverse:
         report = _diverse([int(c) for c in args.chunks.split(",")], [int(m) for m in args.mem.split(",")],
                           args.datasets)

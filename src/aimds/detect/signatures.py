@@ -166,27 +166,41 @@ class RuleSet:
 
     One automaton for every rule outgrows RE2's DFA memory budget with hundreds of multilingual
     patterns and gets rebuilt over and over (measured ~9× slower); the rules are therefore split
-    into chunks of ``chunk`` rules, each its own linear-time ``Set``. Each chunk is one more pass over
-    the text: 72 keeps the 287 shipped rules in four automata (``benchmarks/signature_dfa.py``, 2026-11-26:
-    warm p50 32 µs against 37 µs for five chunks of 64, cold p99 2.9 ms against 4.2 ms).
+    into automata of at most ``chunk`` rules, each its own linear-time ``Set`` and one more pass over
+    the text. English rules and rules for other languages go to separate automata, split evenly
+    (the 287 shipped rules: 3 × 68 English, 2 × 42 other): rules that are never half-matched at
+    the same time then do not multiply each other's DFA states. On dev rows cut to 1,000
+    characters, each text new to the automata (``benchmarks/signature_dfa.py --cold``, 2026-11-26)
+    that took a mean of 811 µs against 1,306 µs for four automata of 72 in file order, and the
+    same (~30 µs p50) on the bench corpus once warm.
 
     Each automaton may use ``set_mem`` bytes (128 MB) for its DFA states. On varied text (every row
     of the shared datasets, three passes: ``benchmarks/signature_dfa.py --diverse``) 64 MB was too
-    little for the four automata: RE2 dropped and rebuilt their states over and over, ~470 ns per
-    byte where 128 MB settles at ~60; the states actually built took ~270 MB of the process there.
+    little: RE2 dropped and rebuilt the states over and over, ~470 ns per byte where 128 MB settles
+    at ~50; the states actually built took ~270 MB of the process there.
     """
 
-    def __init__(self, rules: Sequence[Rule], chunk: int = 72, set_mem: int = 128 << 20) -> None:
+    def __init__(self, rules: Sequence[Rule], chunk: int = 72, set_mem: int = 128 << 20,
+                 by_language: bool = True) -> None:
         self.rules = tuple(rules)
         opts = _options()
         opts.max_mem = set_mem
-        self._sets: list[tuple[int, Any]] = []
-        for base in range(0, len(self.rules), chunk):
-            rset = re2.Set.SearchSet(opts)
-            for rule in self.rules[base : base + chunk]:
-                rset.Add(rule.pattern)
-            rset.Compile()
-            self._sets.append((base, rset))
+        self._sets: list[tuple[tuple[int, ...], Any]] = []
+        everything = list(range(len(self.rules)))
+        english = [i for i in everything if self.rules[i].lang == "en"]
+        other = [i for i in everything if self.rules[i].lang != "en"]
+        for group in (english, other) if by_language else (everything,):
+            if not group:
+                continue
+            parts = -(-len(group) // chunk)
+            size = -(-len(group) // parts)
+            for k in range(0, len(group), size):
+                members = tuple(group[k : k + size])
+                rset = re2.Set.SearchSet(opts)
+                for i in members:
+                    rset.Add(self.rules[i].pattern)
+                rset.Compile()
+                self._sets.append((members, rset))
         # Spans need only the overall match: without capture groups RE2 can use its DFA both ways.
         span_opts = _options()
         span_opts.never_capture = True
@@ -205,8 +219,8 @@ class RuleSet:
         """
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
         out: list[int] = []
-        for base, rset in self._sets:
-            out.extend(base + i for i in rset.Match(data) or ())
+        for members, rset in self._sets:
+            out.extend(members[i] for i in rset.Match(data) or ())
         return sorted(out)
 
     def span(self, index: int, text: str, data: bytes | None = None) -> tuple[int, int] | None:
