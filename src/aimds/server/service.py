@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -14,7 +15,7 @@ from typing import Any
 
 from aimds.detect.memory import MemoryDetector
 from aimds.detect.output import CanaryDetector
-from aimds.errors import ConfigError
+from aimds.errors import ConfigError, InputError
 from aimds.pipeline import Guard, StageCallback
 from aimds.respond import canary as canaries
 from aimds.respond.actions import ResponseConfig
@@ -38,6 +39,7 @@ from aimds.store.sessions import SQLiteSessionStore
 from aimds.store.sqlite import SQLiteStore, StoreError
 from aimds.store.traces import TraceStore
 from aimds.store.vault import SQLiteVault
+from aimds.train.data import read_jsonl
 from aimds.types import Action, ScanRequest, Verdict
 
 log = logging.getLogger("aimds.server")
@@ -118,8 +120,23 @@ class Service:
         if self.traces.guard is not self.guard:   # its own n-gram model follows the learned versions too
             await asyncio.get_running_loop().run_in_executor(self.executor, self.traces.guard.load)
             await asyncio.get_running_loop().run_in_executor(self.executor, self.trace_reloader.start)
+        if self.settings.prime_file is not None:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self._prime)
         self.responses.start()
         self.ready = True
+
+    def _prime(self) -> None:
+        """Read the configured sample of traffic through the cheap detectors (:meth:`Guard.prime`)."""
+        log = logging.getLogger("aimds.server")
+        path = self.settings.prime_file
+        t0 = time.monotonic()
+        try:
+            texts = [str(r["text"]) for r in read_jsonl(path)] if path is not None else []
+        except InputError as exc:  # a bad sample must not keep the service from starting
+            log.warning("priming skipped", extra={"reason": str(exc)})
+            return
+        done = self.guard.prime(texts, seconds=self.settings.prime_seconds)
+        log.info("primed", extra={"texts": done, "of": len(texts), "seconds": round(time.monotonic() - t0, 2)})
 
     def _trace_guard(self, names: Sequence[str]) -> Guard:
         """The guard agent-trace events are scanned with: the service's own, or one with only ``names``.

@@ -77,6 +77,11 @@ class ServiceSettings:
     # verdict cache for exact duplicates (aimds.server.cache): 0 = off; per worker, bounded LRU
     cache_ttl_s: float = 0.0
     cache_max_entries: int = 4096
+    # start-up priming: before /readyz turns ready, read this JSONL's texts (a sample of the deployment's own
+    # traffic) through the cheap detectors for at most prime_seconds, so the signature automata have built
+    # their states (Guard.prime; README, "Varied text")
+    prime_file: Path | None = None
+    prime_seconds: float = 30.0
     # event store
     store_raw_text: bool = False
     retention_days: float = 30.0
@@ -102,6 +107,10 @@ class ServiceSettings:
             raise ConfigError("model_poll_s and cache_max_entries must be positive, cache_ttl_s non-negative")
         if self.retention_days <= 0:
             raise ConfigError("retention_days must be positive")
+        if not 0 < self.prime_seconds <= 3600:
+            raise ConfigError("prime_seconds must be in (0, 3600]")
+        if self.prime_file is not None and not Path(self.prime_file).is_file():
+            raise ConfigError(f"prime_file {self.prime_file} is not a readable file")
         if self.synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
             raise ConfigError("synchronous must be FULL, EXTRA or NORMAL")
         if self.jwt_public_key and self.jwt_jwks_file:
@@ -205,7 +214,8 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             return float(raw)
         if isinstance(default, tuple):
             return tuple(x.strip() for x in raw.split(",") if x.strip())
-        if isinstance(default, Path) or name in ("jwt_public_key", "jwt_jwks_file", "signing_key", "data_dir"):
+        if isinstance(default, Path) or name in ("jwt_public_key", "jwt_jwks_file", "signing_key", "data_dir",
+                                                 "prime_file"):
             return Path(raw)
         return raw
     except ValueError:
