@@ -62,8 +62,15 @@ def _diverse_run(chunk: int, mem_mb: int, datasets: str) -> dict[str, object]:
             rs.matching(data)
         passes.append(round((time.perf_counter() - t0) / size * 1e9, 1))
     grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) // 1024
+    per_automaton = []  # a fourth pass, one automaton at a time: which one is slow, and its first rule
+    for members, rset in rs._sets:
+        t0 = time.perf_counter()
+        for data in texts:
+            rset.Match(data)
+        per_automaton.append({"rules": len(members), "first": rs.rules[members[0]].id,
+                              "ns_per_byte": round((time.perf_counter() - t0) / size * 1e9, 1)})
     return {"chunk": chunk, "mem_mb": mem_mb, "automata": len(rs._sets), "texts": len(texts), "bytes": size,
-            "ns_per_byte_by_pass": passes, "rss_growth_mb": grew}
+            "ns_per_byte_by_pass": passes, "rss_growth_mb": grew, "per_automaton": per_automaton}
 
 
 def _cold_run(chunk: int, by_language: bool, datasets: str) -> dict[str, object]:
