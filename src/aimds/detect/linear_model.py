@@ -26,8 +26,8 @@ BATCH_MIN_WINDOWS = 8
 @lru_cache(maxsize=32)
 def _window_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
     """:func:`featurize`, remembered for the last few windows: the riskiest window scored by
-    :meth:`LinearModel.logit` is featurised again by :meth:`LinearModel.category` (~240 µs for 512
-    characters). The arrays are shared, so they are read-only."""
+    :meth:`LinearModel.logit` is featurised again by :meth:`LinearModel.category`, which costs as much as
+    scoring it. The arrays are shared, so they are read-only."""
     idx, val = featurize(text, spec)
     idx.setflags(write=False)
     val.setflags(write=False)
