@@ -16,7 +16,8 @@ for the states such text needs shows as a second and third pass as slow as the f
 (``aimds bench --texts``' texts), 100 scanned first, then 400 that the automata have never seen
 (p50/p99/mean µs of ``RuleSet.matching`` on the folded view), for each chunk size with English and
 other-language rules in separate automata and, for comparison, in file order. ``--prime-generated N`` first
-reads N samples per family of our own text generator (``aimds.train.augment``), as a shipped warm-up would.
+reads N samples per family of our own text generator (``aimds.train.augment``), as a shipped warm-up would;
+``--prime-train N`` N texts cut from train rows, as a sample of the deployment's own traffic would.
 
     .venv/bin/python benchmarks/signature_dfa.py [--chunks 64,128,256] [-n 400]
     .venv/bin/python benchmarks/signature_dfa.py --diverse --chunks 36,72 --mem 64,128
@@ -74,7 +75,8 @@ def _diverse_run(chunk: int, mem_mb: int, datasets: str) -> dict[str, object]:
             "ns_per_byte_by_pass": passes, "rss_growth_mb": grew, "per_automaton": per_automaton}
 
 
-def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0) -> dict[str, object]:
+def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0,
+              rows_first: int = 0) -> dict[str, object]:
     rows = [r["text"] for r in read_jsonl(Path(datasets, "dev.jsonl"))]
     texts = [normalize(t).folded.text.encode("utf-8", "surrogatepass") for t in texts_from_rows(rows, 1000, 500)]
     rs = RuleSet(load_rules(), chunk=chunk, by_language=by_language)
@@ -85,6 +87,10 @@ def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0) 
                 for s in fam]
         for t in texts_from_rows(made, 1000, len(made) // 3, seed=1):
             rs.matching(normalize(t).folded.text)
+    if rows_first:  # prime with traffic of the same kind: train rows (never the dev rows timed below)
+        train = [r["text"] for r in read_jsonl(Path(datasets, "train.jsonl"))]
+        for t in texts_from_rows(train, 1000, rows_first, seed=2):
+            rs.matching(normalize(t).folded.text)
     for data in texts[:100]:
         rs.matching(data)
     times = []
@@ -92,17 +98,18 @@ def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0) 
         t0 = time.perf_counter_ns()
         rs.matching(data)
         times.append((time.perf_counter_ns() - t0) / 1000)
-    return {"chunk": chunk, "by_language": by_language, "primed_per_family": generated, "automata": len(rs._sets),
+    return {"chunk": chunk, "by_language": by_language, "primed_per_family": generated,
+            "primed_train_texts": rows_first, "automata": len(rs._sets),
             **_pct(times), "mean_us": round(float(np.mean(times)), 1)}
 
 
-def _cold(chunks: list[int], datasets: str, generated: int = 0) -> list[dict[str, object]]:
+def _cold(chunks: list[int], datasets: str, generated: int = 0, rows_first: int = 0) -> list[dict[str, object]]:
     ctx = multiprocessing.get_context("spawn")
     out = []
     for chunk in chunks:
         for by_language in (True, False):
             with ctx.Pool(1) as pool:
-                out.append(pool.apply(_cold_run, (chunk, by_language, datasets, generated)))
+                out.append(pool.apply(_cold_run, (chunk, by_language, datasets, generated, rows_first)))
             print(json.dumps(out[-1]), file=sys.stderr, flush=True)
     return out
 
@@ -129,10 +136,12 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true", help="time dev rows the automata have not seen")
     ap.add_argument("--prime-generated", type=int, default=0,
                     help="with --cold: first read this many generated samples per augmentation family")
+    ap.add_argument("--prime-train", type=int, default=0,
+                    help="with --cold: first read this many texts cut from train rows")
     args = ap.parse_args()
     if args.cold:
-        print(json.dumps(_cold([int(c) for c in args.chunks.split(",")], args.datasets, args.prime_generated),
-                         indent=1))
+        print(json.dumps(_cold([int(c) for c in args.chunks.split(",")], args.datasets, args.prime_generated,
+                               args.prime_train), indent=1))
         return
     if args.diverse:
         report = _diverse([int(c) for c in args.chunks.split(",")], [int(m) for m in args.mem.split(",")],
