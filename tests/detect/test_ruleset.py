@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aimds.detect.signatures import RuleSet, load_rules
+from aimds.detect.signature_detector import SignatureDetector
+from aimds.detect.signatures import RuleSet, builtin_rule_files, load_rules
 from aimds.normalize import normalize
 
 RULES = load_rules()
@@ -51,3 +52,26 @@ def test_span_is_in_characters_for_non_ascii_text() -> None:
         start, end = rs.span(i, text) or (0, 0)
         assert text[start:end].strip(), RULES[i].id
         assert any("\u0400" <= c <= "\u04ff" for c in text[start:end])
+
+
+def test_detectors_with_the_same_rules_share_one_compiled_set(tmp_path) -> None:
+    a, b = SignatureDetector(), SignatureDetector()
+    a.load()
+    b.load()
+    assert a.ruleset is b.ruleset
+    c = SignatureDetector(exclude=["AIMDS-PI-0001"])
+    c.load()
+    assert c.ruleset is not a.ruleset and len(c.ruleset) == len(a.ruleset) - 1
+
+    rule_file = tmp_path / "mine.yaml"
+    src = builtin_rule_files()[0]
+    rule_file.write_text(src.read_text("utf-8"), "utf-8")
+    d = SignatureDetector(paths=[str(rule_file)])
+    d.load()
+    e = SignatureDetector(paths=[str(rule_file)])
+    e.load()
+    assert d.ruleset is e.ruleset
+    rule_file.write_text(src.read_text("utf-8") + "\n# edited\n", "utf-8")
+    f = SignatureDetector(paths=[str(rule_file)])
+    f.load()
+    assert f.ruleset is not d.ruleset and len(f.ruleset) == len(d.ruleset)

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
 from aimds.detect.base import Detector, ScanContext, register
 from aimds.detect.evidence import excerpt
-from aimds.detect.signatures import RuleSet, load_rules
+from aimds.detect.signatures import RuleSet, builtin_rule_files, load_rules
 from aimds.normalize.views import Views
 from aimds.types import Category, Finding, Span
 
 # Views the rules run on; "original" is skipped because "folded" covers it.
 RULE_VIEWS = ("folded", "deleet", "despaced", "decoded")
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@lru_cache(maxsize=8)
+def compiled_rules(files: tuple[tuple[str, int, int], ...], exclude: tuple[str, ...]) -> RuleSet:
+    """The rules of ``files`` (path, mtime, size) without ``exclude``, compiled once per process.
+
+    RE2 builds the automata's DFA states from the text it reads (up to 128 MB each, see
+    :class:`RuleSet`): guards in one process that use the same rules — the service's and its agent-trace
+    guard, or several ``Guard()`` in a library — share those states and their warm-up instead of building
+    their own. A rule file changed on disk has a new stamp, so the next load compiles it afresh.
+    """
+    rules = load_rules([Path(f) for f, _, _ in files])
+    drop = set(exclude)
+    return RuleSet([r for r in rules if r.id not in drop])
 
 
 @register
@@ -32,13 +52,13 @@ class SignatureDetector(Detector):
     cost: ClassVar[int] = 20
 
     def load(self) -> None:
-        """Load and compile the rules."""
+        """Load and compile the rules (shared with every detector of this process that has the same ones)."""
         if self.loaded:
             return
         paths = self.options.get("paths")
-        rules = load_rules([Path(p) for p in paths] if paths else None)
-        exclude = set(self.options.get("exclude", ()))
-        self.ruleset = RuleSet([r for r in rules if r.id not in exclude])
+        files = [Path(p) for p in paths] if paths else builtin_rule_files()
+        self.ruleset = compiled_rules(tuple((str(f), *_stamp(f)) for f in files),
+                                      tuple(sorted(set(self.options.get("exclude", ())))))
         super().load()
 
     def version(self) -> str:
