@@ -76,7 +76,7 @@ class Guard:
         text"). Priming with a sample of the deployment's own traffic pays that before requests do.
         Verdicts are not computed, nothing is stored, session state is untouched, and the costly
         cascade stages (transformer, attack memory) are skipped. Texts over ``max_chars``, empty or not
-        strings are skipped; ``seconds`` bounds the time spent.
+        strings, and texts a detector fails on are skipped (not counted); ``seconds`` bounds the time spent.
         """
         self.load()
         cheap = [d for d in self.detectors if not d.cascade]
@@ -87,10 +87,13 @@ class Guard:
                 break
             if not isinstance(text, str) or not text.strip() or len(text) > self.settings.max_chars:
                 continue
-            views = normalize(text, self.limits)
-            context = ScanContext(request=ScanRequest(text=text))
-            for det in cheap:
-                det.scan(views, context)
+            try:
+                views = normalize(text, self.limits)
+                context = ScanContext(request=ScanRequest(text=text))
+                for det in cheap:
+                    det.scan(views, context)
+            except Exception:  # one odd text must not end priming; a scan of it reports its own errors
+                continue
             done += 1
         return done
 

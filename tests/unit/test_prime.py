@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import ClassVar
 
 from aimds import Guard
 from aimds.config import Settings
+from aimds.detect.base import Detector, ScanContext
+from aimds.detect.signature_detector import SignatureDetector
+from aimds.normalize.views import Views
+from aimds.types import Category, Finding
 
 
 def test_counts_usable_texts_and_skips_the_rest(guard: Guard) -> None:
@@ -45,3 +50,22 @@ def test_cascade_stages_are_not_run(guard: Guard) -> None:
         for det in guard.detectors:
             det.__dict__.pop("scan", None)
     assert ran == []
+
+
+class _Fussy(Detector):
+    """A plugin that fails on one text (any third-party detector may)."""
+
+    name: ClassVar[str] = "fussy"
+    tier: ClassVar[int] = 1
+    categories: ClassVar[tuple[Category, ...]] = (Category.ANOMALY,)
+    cost: ClassVar[int] = 5
+
+    def scan(self, views: Views, context: ScanContext) -> list[Finding]:
+        if "boom" in views.original:
+            raise RuntimeError("cannot read this one")
+        return []
+
+
+def test_a_text_a_detector_fails_on_is_skipped() -> None:
+    g = Guard(detectors=[_Fussy(), SignatureDetector()]).load()
+    assert g.prime(["first text", "boom goes this one", "third text"]) == 2

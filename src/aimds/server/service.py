@@ -135,7 +135,11 @@ class Service:
         except InputError as exc:  # a bad sample must not keep the service from starting
             log.warning("priming skipped", extra={"reason": str(exc)})
             return
-        done = self.guard.prime(texts, seconds=self.settings.prime_seconds)
+        try:
+            done = self.guard.prime(texts, seconds=self.settings.prime_seconds)
+        except Exception as exc:  # priming is an optimisation: the service starts without it
+            log.warning("priming failed", extra={"reason": f"{type(exc).__name__}: {exc}"})
+            return
         log.info("primed", extra={"texts": done, "of": len(texts), "seconds": round(time.monotonic() - t0, 2)})
 
     def _trace_guard(self, names: Sequence[str]) -> Guard:
