@@ -171,13 +171,13 @@ class RuleSet:
     (the 287 shipped rules: 3 × 68 English, 2 × 42 other): rules that are never half-matched at
     the same time then do not multiply each other's DFA states. On dev rows cut to 1,000
     characters, each text new to the automata (``benchmarks/signature_dfa.py --cold``, 2026-11-26)
-    that took a mean of 811 µs against 1,306 µs for four automata of 72 in file order, and the
+    that took a mean of 1,005 µs against 1,459 µs for four automata of 72 in file order, and the
     same (~30 µs p50) on the bench corpus once warm.
 
     Each automaton may use ``set_mem`` bytes (128 MB) for its DFA states. On varied text (every row
     of the shared datasets, three passes: ``benchmarks/signature_dfa.py --diverse``) 64 MB was too
-    little: RE2 dropped and rebuilt the states over and over, ~470 ns per byte where 128 MB settles
-    at ~50; the states actually built took ~270 MB of the process there.
+    little: RE2 dropped and rebuilt the states over and over, 177 ns per byte on the second pass
+    (501 in file order) where 128 MB settles at 65; the states built took ~190 MB of the process.
     """
 
     def __init__(self, rules: Sequence[Rule], chunk: int = 72, set_mem: int = 128 << 20,
