@@ -81,7 +81,9 @@ def test_bench_json_shape(tmp_path) -> None:
         for tier in ("normalize", "signatures", "classifier"):
             assert rep["tiers"][tier][size]["p99_us"] > 0
         assert 0.0 <= rep["cascade_ran"][size]["encoder"] <= 1.0
+        assert rep["in_pipeline"]["signatures"][size]["p50_us"] > 0
     assert "encoder ran" in r.output
+    assert "signatures (in pipeline)" in r.output
 
 
 def test_bench_on_given_texts(tmp_path) -> None:
