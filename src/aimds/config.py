@@ -32,6 +32,7 @@ class Settings:
     decode_depth: int = 4
     decode_budget_ms: float = 20.0
     scan_deadline_ms: float = 150.0      # wall-clock budget per scan: the encoder stops scoring windows past it
+    concurrent_min_chars: int = 32_000   # from here concurrent detectors run in a thread beside the rest (0: never)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Settings:
@@ -81,6 +82,11 @@ class Settings:
                 updates["scan_deadline_ms"] = float(env["AIMDS_SCAN_DEADLINE_MS"])
             except ValueError:
                 raise ConfigError("AIMDS_SCAN_DEADLINE_MS must be a number") from None
+        if env.get("AIMDS_CONCURRENT_MIN_CHARS"):
+            try:
+                updates["concurrent_min_chars"] = int(env["AIMDS_CONCURRENT_MIN_CHARS"])
+            except ValueError:
+                raise ConfigError("AIMDS_CONCURRENT_MIN_CHARS must be an integer") from None
         settings = replace(settings, **updates)
         settings.validate()
         return settings
@@ -95,3 +101,5 @@ class Settings:
             raise ConfigError("time budgets must be positive")
         if not self.scan_deadline_ms > 0:  # also rejects NaN
             raise ConfigError("scan_deadline_ms must be positive")
+        if self.concurrent_min_chars < 0:
+            raise ConfigError("concurrent_min_chars must be 0 (off) or positive")

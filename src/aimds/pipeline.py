@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -51,6 +52,8 @@ class Guard:
         self.analyzer = analyzer if analyzer is not None or sessions is None else SessionAnalyzer()
         self._lock = threading.Lock()
         self._loaded = False
+        self._pool: ThreadPoolExecutor | None = None  # created for the first long text (concurrent detectors)
+        self._by_name = {d.name: d for d in self.detectors}
 
     def _options_for(self, name: str) -> dict[str, Any]:
         options = dict(self.settings.detector_options.get(name, {}))
@@ -147,33 +150,42 @@ class Guard:
         slow: list[str] = []  # finished, but past their budget (reported; their findings still count)
         may_stop = request.role not in (Role.DOCUMENT, Role.TOOL)
         tier_time: dict[int, float] = {}
-        for det in self.detectors:
-            if not views.views and det.name != "obfuscation":
-                continue
-            det_context = context
-            if det.cascade:
-                det_context = replace(context, prior_risk=self._threat_risk(findings))  # shares scores, notes
-                if not det.wants(det_context):
-                    continue
-            t0 = time.perf_counter()
-            try:
-                found = det.scan(views, det_context)
-            except Exception as exc:
-                kind = "timeout" if exc.__class__.__name__ == "DetectorTimeout" else "error"
-                msg = str(exc) if isinstance(exc, AIMDSError) else f"{type(exc).__name__}: {exc}"
-                errors.append(TierError(det.tier, det.name, kind, msg[:200]))
-                found = []
-            elapsed = (time.perf_counter() - t0) * 1e6
+
+        def record(det: Detector, found: list[Finding], elapsed: float, error: TierError | None) -> float:
+            if error is not None:
+                errors.append(error)
             latency[det.name] = elapsed
             tier_time[det.tier] = tier_time.get(det.tier, 0.0) + elapsed
             if elapsed > budget_us:
                 slow.append(det.name)
             findings.extend(found)
-            risk_so_far = self._threat_risk(findings)
+            risk = self._threat_risk(findings)
             if on_stage is not None:
-                on_stage(det.name, det.tier, found, risk_so_far, elapsed)
+                on_stage(det.name, det.tier, found, risk, elapsed)
+            return risk
+
+        # On long texts the concurrent detectors (RE2 matching, no GIL) run in a worker thread beside the
+        # others; their findings join before the first cascade stage, which reads the risk so far.
+        pending = self._start_concurrent(request, views, context)
+        started = set(pending)
+        for det in self.detectors:
+            if not views.views and det.name != "obfuscation":
+                continue
+            if det.name in started:
+                continue
+            det_context = context
+            if det.cascade:
+                for other, future in pending.items():
+                    record(self._by_name[other], *future.result())
+                pending = {}
+                det_context = replace(context, prior_risk=self._threat_risk(findings))  # shares scores, notes
+                if not det.wants(det_context):
+                    continue
+            risk_so_far = record(det, *self._run_detector(det, views, det_context))
             if may_stop and risk_so_far >= max(self.policy.block, 0.99):
                 break  # nothing later can lower the risk: the outcome is fixed
+        for other, future in pending.items():
+            record(self._by_name[other], *future.result())
         findings.extend(hidden_instruction_finding(f) for f in list(findings)
                         if f.category is not Category.OBFUSCATION and f.view not in DIRECT_VIEWS
                         and f.score >= self.policy.monitor)
@@ -212,6 +224,35 @@ class Guard:
             notes=tuple(notes),
             threat_action=decision.threat_action,
         )
+
+    @staticmethod
+    def _run_detector(det: Detector, views: Views,
+                      context: ScanContext) -> tuple[list[Finding], float, TierError | None]:
+        """One detector's findings, its time in µs and the error it raised (reported, never raised)."""
+        t0 = time.perf_counter()
+        error = None
+        try:
+            found = det.scan(views, context)
+        except Exception as exc:
+            kind = "timeout" if exc.__class__.__name__ == "DetectorTimeout" else "error"
+            msg = str(exc) if isinstance(exc, AIMDSError) else f"{type(exc).__name__}: {exc}"
+            error = TierError(det.tier, det.name, kind, msg[:200])
+            found = []
+        return found, (time.perf_counter() - t0) * 1e6, error
+
+    def _start_concurrent(self, request: ScanRequest, views: Views,
+                          context: ScanContext) -> dict[str, Future[tuple[list[Finding], float, TierError | None]]]:
+        """Submit the concurrent detectors' scans of a long text to the worker thread (none for short texts)."""
+        limit = self.settings.concurrent_min_chars
+        if not limit or len(request.text) < limit or not views.views:
+            return {}
+        dets = [d for d in self.detectors if d.concurrent and not d.cascade]
+        if not dets:
+            return {}
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aimds-concurrent")
+        return {d.name: self._pool.submit(self._run_detector, d, views, context) for d in dets}
 
     def _threat_risk(self, findings: list[Finding]) -> float:
         """Risk from the threat findings so far (personal data and secrets do not count)."""

@@ -55,6 +55,9 @@ class Detector(ABC):
     cost: ClassVar[int] = 100
     #: A cascade stage only runs when :meth:`wants` says so, given the risk found so far.
     cascade: ClassVar[bool] = False
+    #: Its scan spends most of its time in native code that releases the GIL and reads nothing other
+    #: detectors write to the context: on long texts the pipeline runs it beside the others.
+    concurrent: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options

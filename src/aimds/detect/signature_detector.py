@@ -50,6 +50,7 @@ class SignatureDetector(Detector):
     )
     tags: ClassVar[tuple[str, ...]] = ("owasp:LLM01:2025", "owasp:LLM07:2025", "atlas:AML.T0051")
     cost: ClassVar[int] = 20
+    concurrent: ClassVar[bool] = True  # RE2 matches without the GIL
 
     def load(self) -> None:
         """Load and compile the rules (shared with every detector of this process that has the same ones)."""
