@@ -75,3 +75,32 @@ def test_detectors_with_the_same_rules_share_one_compiled_set(tmp_path) -> None:
     f = SignatureDetector(paths=[str(rule_file)])
     f.load()
     assert f.ruleset is not d.ruleset and len(f.ruleset) == len(d.ruleset)
+
+
+def test_long_texts_match_the_same_in_parallel(monkeypatch) -> None:
+    import threading
+
+    import aimds.detect.signatures as signatures
+
+    rs = RuleSet(RULES, chunk=72)
+    filler = "The board approved the budget and the minutes of the last meeting. " * 1200
+    long_texts = [normalize(filler + t + filler).folded.text for t in TEXTS]
+    assert all(len(t.encode()) >= signatures.PARALLEL_MIN_BYTES for t in long_texts)
+    seen: set[str] = set()
+    real = signatures._pool
+
+    def spying_pool():  # record that the automata really ran in the matching threads
+        pool = real()
+        orig_map = pool.map
+
+        def mapped(fn, items):
+            return orig_map(lambda s: (seen.add(threading.current_thread().name), fn(s))[1], items)
+
+        return type("P", (), {"map": staticmethod(mapped)})()
+
+    monkeypatch.setattr(signatures, "_pool", spying_pool)
+    parallel = [rs.matching(t) for t in long_texts]
+    assert seen and all(name.startswith("aimds-re2") for name in seen)
+    monkeypatch.setattr(signatures, "PARALLEL_MIN_BYTES", 10**12)
+    assert parallel == [rs.matching(t) for t in long_texts]
+    assert parallel[0] and not parallel[4]
