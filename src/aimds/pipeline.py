@@ -6,10 +6,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
+from aimds import workers
 from aimds.analyze.session import SessionAnalyzer, SessionStore
 from aimds.config import Settings
 from aimds.detect.base import Detector, ScanContext, get_detector
@@ -52,7 +53,6 @@ class Guard:
         self.analyzer = analyzer if analyzer is not None or sessions is None else SessionAnalyzer()
         self._lock = threading.Lock()
         self._loaded = False
-        self._pool: ThreadPoolExecutor | None = None  # created for the first long text (concurrent detectors)
         self._by_name = {d.name: d for d in self.detectors}
 
     def _options_for(self, name: str) -> dict[str, Any]:
@@ -249,10 +249,8 @@ class Guard:
         dets = [d for d in self.detectors if d.concurrent and not d.cascade]
         if not dets:
             return {}
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aimds-concurrent")
-        return {d.name: self._pool.submit(self._run_detector, d, views, context) for d in dets}
+        pool = workers.pool("concurrent")
+        return {d.name: pool.submit(self._run_detector, d, views, context) for d in dets}
 
     def _threat_risk(self, findings: list[Finding]) -> float:
         """Risk from the threat findings so far (personal data and secrets do not count)."""

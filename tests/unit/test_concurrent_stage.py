@@ -99,3 +99,27 @@ def test_setting_validated() -> None:
 
     with pytest.raises(ConfigError):
         Settings(concurrent_min_chars=-1).validate()
+
+
+def _scan_in_child(queue) -> None:  # runs in a forked child
+    rec = _Recorder()
+    v = _guard(1000, NeverFlag(), rec).scan(LONG)
+    queue.put((rec.thread, str(v.action)))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_forked_child_gets_its_own_worker_threads() -> None:
+    import multiprocessing
+
+    from aimds import workers
+
+    _guard(1000, NeverFlag(), _Recorder()).scan(LONG)  # the parent's pool exists and has threads
+    assert "concurrent" in workers._POOLS
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_scan_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0, "the child hung or failed on a pool whose threads stayed in the parent"
+    thread, action = queue.get(timeout=5)
+    assert thread.startswith("aimds-concurrent") and action == "block"

@@ -9,7 +9,6 @@ case-insensitively against the normalised views, never against raw input alone.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import re2
 import yaml
 
+from aimds import workers
 from aimds.errors import RuleError
 from aimds.types import Category, taxonomy
 
@@ -165,17 +165,11 @@ def load_rules(paths: Iterable[Path] | None = None, *, include_deprecated: bool 
 
 #: Texts from this many UTF-8 bytes are matched against the automata by two threads (:func:`_pool`).
 PARALLEL_MIN_BYTES = 64_000
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The process's two matching threads, created on first use."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aimds-re2")
-        return _POOL
+    """The process's two matching threads (``aimds-re2``), created on first use."""
+    return workers.pool("re2")
 
 
 class RuleSet:
