@@ -31,9 +31,9 @@ def test_english_and_other_languages_are_separate_evenly_split_automata() -> Non
 
 
 def test_layout_does_not_change_matches() -> None:
-    grouped = RuleSet(RULES, chunk=72)
+    grouped = RuleSet(RULES, chunk=72, by_script=False)  # routing by script: the tests below
     file_order = RuleSet(RULES, chunk=72, by_language=False)
-    small = RuleSet(RULES, chunk=10)
+    small = RuleSet(RULES, chunk=10, by_script=False)
     for text in TEXTS:
         folded = normalize(text).folded.text
         hits = grouped.matching(folded)
@@ -104,3 +104,46 @@ def test_long_texts_match_the_same_in_parallel(monkeypatch) -> None:
     monkeypatch.setattr(signatures, "PARALLEL_MIN_BYTES", 10**12)
     assert parallel == [rs.matching(t) for t in long_texts]
     assert parallel[0] and not parallel[4]
+
+
+def test_rules_of_other_scripts_run_only_on_text_with_that_script() -> None:
+    from aimds.detect.signatures import rule_script
+
+    rs = RuleSet(RULES)
+    routed = {s for s in rs._scripts if s is not None}
+    assert {"cyrillic", "cjk", "arabic", "devanagari", "hangul"} <= routed
+    for (members, _), script in zip(rs._sets, rs._scripts, strict=True):
+        # a routed automaton holds only rules of its script; the others only rules that need none
+        assert {rule_script(RULES[i]) if RULES[i].lang != "en" else None for i in members} == {script}
+    assert rs.scripts_in(b"plain ascii") == frozenset()
+    assert rs.scripts_in("Игнорируй 指令 and ignore".encode()) == {"cyrillic", "cjk"}
+    romanised = [r for r in RULES if r.lang == "hi" and r.match and r.match[0].isascii()]
+    assert romanised and all(rule_script(r) is None for r in romanised)  # Hinglish runs on every text
+    ru = normalize(TEXTS[2]).folded.text
+    assert any(RULES[i].lang == "ru" for i in rs.matching(ru))
+
+
+def test_routing_changes_no_verdict_category(dev_path) -> None:
+    """Routed and unrouted automata find the same rules, except multilingual rules' English branches on text
+    without their script — where a rule of the same category fired anyway."""
+    import json
+
+    from aimds.detect.base import ScanContext
+    from aimds.types import ScanRequest
+
+    routed, plain = SignatureDetector(), SignatureDetector()
+    routed.load()
+    plain.load()
+    assert any(routed.ruleset._scripts)  # the shipped layout is routed
+    plain.ruleset = RuleSet(plain.ruleset.rules, by_script=False)
+    rows = [json.loads(line) for line in dev_path.read_text("utf-8").splitlines()]
+    texts = [r["text"] for r in rows if r["label"] == 1 or not r["text"].isascii()][::2]  # where rules fire
+    texts += [t for r in routed.ruleset.rules for t in (*r.match, *r.no_match)]
+    for text in texts:
+        views = normalize(text)
+        ctx = ScanContext(request=ScanRequest(text=text))
+        a = {f.rule_id: f for f in routed.scan(views, ctx)}
+        b = {f.rule_id: f for f in plain.scan(views, ctx)}
+        assert set(a) <= set(b)
+        assert {f.category for f in a.values()} == {f.category for f in b.values()}, text
+        assert all(a[k].span == b[k].span for k in a)

@@ -163,6 +163,46 @@ def load_rules(paths: Iterable[Path] | None = None, *, include_deprecated: bool 
     return rules
 
 
+#: Scripts that route rules: a rule whose language is written in one of them (:data:`LANG_SCRIPTS`) and
+#: whose every ``match`` example has a letter of it needs that script to match, so its automaton is
+#: skipped on text without one — English and other Latin-script text, most traffic, never pays for them.
+SCRIPTS: dict[str, str] = {
+    "cyrillic": r"\p{Cyrillic}",
+    "cjk": r"[\p{Han}\p{Hiragana}\p{Katakana}]",
+    "hangul": r"\p{Hangul}",
+    "arabic": r"\p{Arabic}",
+    "devanagari": r"\p{Devanagari}",
+    "bengali": r"\p{Bengali}",
+    "greek": r"\p{Greek}",
+    "hebrew": r"\p{Hebrew}",
+    "thai": r"\p{Thai}",
+}
+LANG_SCRIPTS: dict[str, str] = {
+    "ru": "cyrillic", "uk": "cyrillic", "bg": "cyrillic", "sr": "cyrillic", "kk": "cyrillic",
+    "zh": "cjk", "ja": "cjk", "ko": "hangul", "ar": "arabic", "fa": "arabic", "ur": "arabic",
+    "hi": "devanagari", "mr": "devanagari", "ne": "devanagari", "bn": "bengali", "el": "greek",
+    "he": "hebrew", "th": "thai",
+}
+
+
+@cache
+def _script_regex(script: str) -> Any:
+    return re2.compile(SCRIPTS[script])
+
+
+def rule_script(rule: Rule) -> str | None:
+    """The script ``rule`` needs (its language's, when every ``match`` example has a letter of it), or None.
+
+    Romanised Hindi rules (``lang: hi``, Latin examples) and rules whose examples include text without
+    the script stay unrouted: they run on every text.
+    """
+    script = LANG_SCRIPTS.get(rule.lang)
+    if script is None or not rule.match:
+        return None
+    regex = _script_regex(script)
+    return script if all(regex.search(example) for example in rule.match) else None
+
+
 #: Texts from this many UTF-8 bytes are matched against the automata by two threads (:func:`_pool`).
 PARALLEL_MIN_BYTES = 64_000
 
@@ -192,17 +232,23 @@ class RuleSet:
     """
 
     def __init__(self, rules: Sequence[Rule], chunk: int = 72, set_mem: int = 128 << 20,
-                 by_language: bool = True) -> None:
+                 by_language: bool = True, by_script: bool = True) -> None:
         self.rules = tuple(rules)
         opts = _options()
         opts.max_mem = set_mem
         self._sets: list[tuple[tuple[int, ...], Any]] = []
+        #: Per automaton: the script its rules need (it runs only on text with a letter of it), or None.
+        self._scripts: list[str | None] = []
         everything = list(range(len(self.rules)))
-        english = [i for i in everything if self.rules[i].lang == "en"]
-        other = [i for i in everything if self.rules[i].lang != "en"]
-        for group in (english, other) if by_language else (everything,):
-            if not group:
-                continue
+        groups: dict[str | None, list[int]] = {}
+        if not by_language:
+            groups[None] = everything
+        else:
+            for i in everything:
+                rule = self.rules[i]
+                key = "en" if rule.lang == "en" else (rule_script(rule) if by_script else None) or "other"
+                groups.setdefault(key, []).append(i)
+        for key, group in groups.items():
             parts = -(-len(group) // chunk)
             size = -(-len(group) // parts)
             for k in range(0, len(group), size):
@@ -212,6 +258,12 @@ class RuleSet:
                     rset.Add(self.rules[i].pattern)
                 rset.Compile()
                 self._sets.append((members, rset))
+                self._scripts.append(key if key in SCRIPTS else None)
+        self._script_set = re2.Set.SearchSet(_options())
+        self._script_names = tuple(SCRIPTS)
+        for pattern in SCRIPTS.values():
+            self._script_set.Add(pattern)
+        self._script_set.Compile()
         # Spans need only the overall match: without capture groups RE2 can use its DFA both ways.
         span_opts = _options()
         span_opts.never_capture = True
@@ -223,20 +275,29 @@ class RuleSet:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def matching(self, text: str | bytes) -> list[int]:
-        """Indices of the rules that match anywhere in ``text`` (one linear pass per chunk).
+    def scripts_in(self, data: bytes) -> frozenset[str]:
+        """The routed scripts (:data:`SCRIPTS`) that have at least one letter in the UTF-8 ``data``."""
+        if data.isascii():
+            return frozenset()
+        found = self._script_set.Match(data)
+        return frozenset(self._script_names[i] for i in found) if found else frozenset()
 
-        Pass UTF-8 ``bytes`` to skip the per-chunk re-encoding of a ``str``.
+    def matching(self, text: str | bytes) -> list[int]:
+        """Indices of the rules that match anywhere in ``text`` (one linear pass per automaton).
+
+        Automata of rules written in a script other than Latin (:func:`rule_script`) run only when the
+        text has a letter of that script. Pass UTF-8 ``bytes`` to skip the re-encoding of a ``str``.
         """
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        present = self.scripts_in(data)
+        sets = [s for s, script in zip(self._sets, self._scripts, strict=True) if script is None or script in present]
         out: list[int] = []
-        if len(data) >= PARALLEL_MIN_BYTES and len(self._sets) > 1:
+        if len(data) >= PARALLEL_MIN_BYTES and len(sets) > 1:
             # RE2 matches without the GIL: long texts go through the automata two at a time
-            for (members, _), got in zip(self._sets, _pool().map(lambda s: s[1].Match(data), self._sets),
-                                         strict=True):
+            for (members, _), got in zip(sets, _pool().map(lambda s: s[1].Match(data), sets), strict=True):
                 out.extend(members[i] for i in got or ())
             return sorted(out)
-        for members, rset in self._sets:
+        for members, rset in sets:
             out.extend(members[i] for i in rset.Match(data) or ())
         return sorted(out)
 
