@@ -5,11 +5,15 @@ every training template: short questions, task requests with pasted content, tra
 proofreading, role-play practice, lesson planning, support messages, coding help, several languages;
 plus attacks in the same styles) and prints JSON; it is also run with ``--data
 benchmarks/data/attack_styles.jsonl``, a held-out probe of 20 attack styles (8 attacks and 5 benign
-near-misses each, written 2026-11-26, never trained or tuned on):
+near-misses each, written 2026-11-26, never trained or tuned on), with
+``benchmarks/data/secret_extraction.jsonl`` (secret-extraction requests and password near-misses in 15
+languages, written by a helper that never saw the rules or ran the detector) and with
+``benchmarks/data/multilingual_intents.jsonl`` (ten injection intents and benign near-misses in 15 languages,
+written the same way):
 
 - per profile (``default``, ``fast``): on the benign rows the flagged rate (action not ``allow``)
-  and blocked rate (action ``block``), per style, and the ids flagged; on the attack rows the TPR
-  (flagged) and the block rate, per style;
+  and blocked rate (action ``block``), per style (or intent) and language, and the ids flagged; on
+  the attack rows the TPR (flagged) and the block rate, per style and language, and the ids missed;
 - ``load_texts``: the same two rates on the benign items of ``benchmarks/data/load_texts.json``;
 - ``dev``: ``aimds eval``'s TPR/FPR on ``../shared/datasets/dev.jsonl`` per profile (``--no-dev``
   skips it; it takes a few minutes on two cores).
@@ -78,14 +82,17 @@ def _rates(flags: list[tuple[bool, bool]]) -> dict[str, Any]:
 
 
 def score_rows(guard: Guard, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Flagged/blocked rates on the benign rows and TPR on the attack rows, overall and per style."""
+    """Flagged/blocked rates on the benign rows and TPR on the attack rows, overall, per style (or
+    ``intent``) and per language."""
     by: dict[tuple[int, str], list[tuple[bool, bool]]] = defaultdict(list)
+    by_lang: dict[tuple[int, str], list[tuple[bool, bool]]] = defaultdict(list)
     flagged_ids: list[dict[str, Any]] = []
     missed_ids: list[str] = []
     for r in rows:
         v = guard.scan(ScanRequest(text=r["text"]))
         f, b = v.flagged, v.action is Action.BLOCK
-        by[(r["label"], r.get("style", ""))].append((f, b))
+        by[(r["label"], r.get("style") or r.get("intent", ""))].append((f, b))
+        by_lang[(r["label"], r.get("lang", ""))].append((f, b))
         if r["label"] == 0 and f:
             top = max(v.findings, key=lambda x: x.score)
             flagged_ids.append({"id": r["id"], "action": v.action.value, "risk": round(v.risk, 3),
@@ -99,6 +106,7 @@ def score_rows(guard: Guard, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if label == 1:
             rep["tpr"] = rep["flagged_rate"]
         rep["by_style"] = {s: _rates(v) for (lab, s), v in sorted(by.items()) if lab == label}
+        rep["by_lang"] = {s: _rates(v) for (lab, s), v in sorted(by_lang.items()) if lab == label}
         out[name] = rep
     out["benign"]["flagged_ids"] = flagged_ids
     out["attacks"]["missed_ids"] = missed_ids
