@@ -220,7 +220,7 @@ class RuleSet:
     into automata of at most ``chunk`` rules, each its own linear-time ``Set`` and one more pass over
     the text. English rules, rules of other Latin-script languages and rules of each other script
     (:data:`SCRIPTS`) go to separate automata, each group split evenly (the 393 shipped rules: 3 × 68
-    English, 57 + 56 other Latin-script, and one automaton each for Cyrillic, CJK, Arabic, Devanagari,
+    English, 3 × 38 other Latin-script (``other_chunk``), and one automaton each for Cyrillic, CJK, Arabic, Devanagari,
     Hangul, Greek, Bengali and Hebrew rules): rules that are never half-matched at the same time then
     do not multiply each other's DFA states, and a script's automaton runs only on text that has a
     letter of that script (:meth:`matching`). On dev rows cut to 1,000 characters, each text new to
@@ -235,7 +235,7 @@ class RuleSet:
     """
 
     def __init__(self, rules: Sequence[Rule], chunk: int = 72, set_mem: int = 128 << 20,
-                 by_language: bool = True, by_script: bool = True) -> None:
+                 by_language: bool = True, by_script: bool = True, other_chunk: int = 40) -> None:
         self.rules = tuple(rules)
         opts = _options()
         opts.max_mem = set_mem
@@ -252,7 +252,9 @@ class RuleSet:
                 key = "en" if rule.lang == "en" else (rule_script(rule) if by_script else None) or "other"
                 groups.setdefault(key, []).append(i)
         for key, group in groups.items():
-            parts = -(-len(group) // chunk)
+            # other Latin-script languages' rules, each with its own verb vocabulary, multiply DFA states:
+            # smaller automata there (other_chunk) cost less on new text, a little more once warm
+            parts = -(-len(group) // (min(chunk, other_chunk) if key == "other" else chunk))
             size = -(-len(group) // parts)
             for k in range(0, len(group), size):
                 members = tuple(group[k : k + size])
