@@ -22,6 +22,9 @@ reads N samples per family of our own text generator (``aimds.train.augment``), 
     .venv/bin/python benchmarks/signature_dfa.py [--chunks 64,128,256] [-n 400]
     .venv/bin/python benchmarks/signature_dfa.py --diverse --chunks 36,72 --mem 64,128
     .venv/bin/python benchmarks/signature_dfa.py --cold --chunks 36,72
+    git archive 90a6ab4 src/aimds/data/signatures | tar -x -C OLD   # an older commit's rules
+    .venv/bin/python benchmarks/signature_dfa.py --cold --chunks 72 --grouped-only \
+        --compare-rules OLD/src/aimds/data/signatures
 """
 
 from __future__ import annotations
@@ -75,11 +78,16 @@ def _diverse_run(chunk: int, mem_mb: int, datasets: str) -> dict[str, object]:
             "ns_per_byte_by_pass": passes, "rss_growth_mb": grew, "per_automaton": per_automaton}
 
 
+def _rules(rules_dir: str | None) -> list:
+    """The shipped rules, or those of every ``*.yaml`` in ``rules_dir`` (an older commit's: ``git archive``)."""
+    return load_rules(sorted(Path(rules_dir).glob("*.yaml")) if rules_dir else None)
+
+
 def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0,
-              rows_first: int = 0) -> dict[str, object]:
+              rows_first: int = 0, rules_dir: str | None = None) -> dict[str, object]:
     rows = [r["text"] for r in read_jsonl(Path(datasets, "dev.jsonl"))]
     texts = [normalize(t).folded.text.encode("utf-8", "surrogatepass") for t in texts_from_rows(rows, 1000, 500)]
-    rs = RuleSet(load_rules(), chunk=chunk, by_language=by_language)
+    rs = RuleSet(_rules(rules_dir), chunk=chunk, by_language=by_language)
     if generated:  # prime with our own generator's text (every family), joined into ~1,000-character texts
         from aimds.train.augment import FAMILIES, generate_samples
 
@@ -98,19 +106,24 @@ def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0,
         t0 = time.perf_counter_ns()
         rs.matching(data)
         times.append((time.perf_counter_ns() - t0) / 1000)
-    return {"chunk": chunk, "by_language": by_language, "primed_per_family": generated,
+    return {"chunk": chunk, "by_language": by_language, "rules": len(rs), "rules_dir": rules_dir or "shipped",
+            "primed_per_family": generated,
             "primed_train_texts": rows_first, "automata": len(rs._sets),
             **_pct(times), "mean_us": round(float(np.mean(times)), 1)}
 
 
-def _cold(chunks: list[int], datasets: str, generated: int = 0, rows_first: int = 0) -> list[dict[str, object]]:
+def _cold(chunks: list[int], datasets: str, generated: int = 0, rows_first: int = 0,
+          rules_dirs: tuple[str | None, ...] = (None,),
+          layouts: tuple[bool, ...] = (True, False)) -> list[dict[str, object]]:
     ctx = multiprocessing.get_context("spawn")
     out = []
     for chunk in chunks:
-        for by_language in (True, False):
-            with ctx.Pool(1) as pool:
-                out.append(pool.apply(_cold_run, (chunk, by_language, datasets, generated, rows_first)))
-            print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+        for by_language in layouts:
+            for rules_dir in rules_dirs:  # rule sets compared back to back, each in a fresh process
+                with ctx.Pool(1) as pool:
+                    out.append(pool.apply(_cold_run, (chunk, by_language, datasets, generated, rows_first,
+                                                      rules_dir)))
+                print(json.dumps(out[-1]), file=sys.stderr, flush=True)
     return out
 
 
@@ -138,10 +151,17 @@ def main() -> None:
                     help="with --cold: first read this many generated samples per augmentation family")
     ap.add_argument("--prime-train", type=int, default=0,
                     help="with --cold: first read this many texts cut from train rows")
+    ap.add_argument("--compare-rules", metavar="DIR",
+                    help="with --cold: also time the rules in DIR (*.yaml), interleaved with the shipped ones")
+    ap.add_argument("--grouped-only", action="store_true", help="with --cold: skip the file-order layout")
     args = ap.parse_args()
     if args.cold:
-        print(json.dumps(_cold([int(c) for c in args.chunks.split(",")], args.datasets, args.prime_generated,
-                               args.prime_train), indent=1))
+        dirs: tuple[str | None, ...] = (None, args.compare_rules) if args.compare_rules else (None,)
+        layouts = (True,) if args.grouped_only else (True, False)
+        rounds = 3 if args.compare_rules else 1  # interleaved rounds: the machine's noise hits both sets alike
+        report = [r for _ in range(rounds) for r in _cold([int(c) for c in args.chunks.split(",")], args.datasets,
+                                                          args.prime_generated, args.prime_train, dirs, layouts)]
+        print(json.dumps(report, indent=1))
         return
     if args.diverse:
         report = _diverse([int(c) for c in args.chunks.split(",")], [int(m) for m in args.mem.split(",")],
