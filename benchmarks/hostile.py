@@ -1,6 +1,6 @@
 """Time the default pipeline on hostile inputs (the issue's list plus regex bait).
 
-Run: .venv/bin/python benchmarks/hostile.py   (prints one line per input: ms, outcome, verdict notes)
+Run: .venv/bin/python benchmarks/hostile.py [--inline]   (one line per input: ms, outcome, verdict notes)
 """
 
 from __future__ import annotations
@@ -53,8 +53,18 @@ def _random_words(n: int, seed: int = 1) -> str:
 
 
 def main() -> None:
-    """Print the time and outcome of each case, default settings and a 1.1M-character limit."""
-    for label, settings in (("default", Settings()), ("max_chars=1.1M", Settings(max_chars=1_100_000))):
+    """Print the time and outcome of each case, default settings and a 1.1M-character limit.
+
+    ``--inline`` runs every detector in the scanning thread (``concurrent_min_chars=0``), as before the
+    signature stage ran beside the others on long texts.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--inline", action="store_true", help="no concurrent signature stage on long texts")
+    args = ap.parse_args()
+    extra = {"concurrent_min_chars": 0} if args.inline else {}
+    for label, settings in (("default", Settings(**extra)), ("max_chars=1.1M", Settings(max_chars=1_100_000, **extra))):
         guard = Guard(settings).load()
         print(f"# {label}")
         for name, text in cases().items():
