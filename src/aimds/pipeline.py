@@ -53,7 +53,6 @@ class Guard:
         self.analyzer = analyzer if analyzer is not None or sessions is None else SessionAnalyzer()
         self._lock = threading.Lock()
         self._loaded = False
-        self._by_name = {d.name: d for d in self.detectors}
 
     def _options_for(self, name: str) -> dict[str, Any]:
         options = dict(self.settings.detector_options.get(name, {}))
@@ -167,7 +166,13 @@ class Guard:
         # On long texts the concurrent detectors (RE2 matching, no GIL) run in a worker thread beside the
         # others; their findings join before the first cascade stage, which reads the risk so far.
         pending = self._start_concurrent(request, views, context)
-        started = set(pending)
+        started = {det.name for det, _ in pending}
+
+        def join() -> None:
+            for det, future in pending:
+                record(det, *future.result())
+            pending.clear()
+
         for det in self.detectors:
             if not views.views and det.name != "obfuscation":
                 continue
@@ -175,17 +180,14 @@ class Guard:
                 continue
             det_context = context
             if det.cascade:
-                for other, future in pending.items():
-                    record(self._by_name[other], *future.result())
-                pending = {}
+                join()
                 det_context = replace(context, prior_risk=self._threat_risk(findings))  # shares scores, notes
                 if not det.wants(det_context):
                     continue
             risk_so_far = record(det, *self._run_detector(det, views, det_context))
             if may_stop and risk_so_far >= max(self.policy.block, 0.99):
                 break  # nothing later can lower the risk: the outcome is fixed
-        for other, future in pending.items():
-            record(self._by_name[other], *future.result())
+        join()
         findings.extend(hidden_instruction_finding(f) for f in list(findings)
                         if f.category is not Category.OBFUSCATION and f.view not in DIRECT_VIEWS
                         and f.score >= self.policy.monitor)
@@ -240,17 +242,17 @@ class Guard:
             found = []
         return found, (time.perf_counter() - t0) * 1e6, error
 
-    def _start_concurrent(self, request: ScanRequest, views: Views,
-                          context: ScanContext) -> dict[str, Future[tuple[list[Finding], float, TierError | None]]]:
+    def _start_concurrent(self, request: ScanRequest, views: Views, context: ScanContext
+                          ) -> list[tuple[Detector, Future[tuple[list[Finding], float, TierError | None]]]]:
         """Submit the concurrent detectors' scans of a long text to the worker thread (none for short texts)."""
         limit = self.settings.concurrent_min_chars
         if not limit or len(request.text) < limit or not views.views:
-            return {}
+            return []
         dets = [d for d in self.detectors if d.concurrent and not d.cascade]
         if not dets:
-            return {}
+            return []
         pool = workers.pool("concurrent")
-        return {d.name: pool.submit(self._run_detector, d, views, context) for d in dets}
+        return [(d, pool.submit(self._run_detector, d, views, context)) for d in dets]
 
     def _threat_risk(self, findings: list[Finding]) -> float:
         """Risk from the threat findings so far (personal data and secrets do not count)."""
