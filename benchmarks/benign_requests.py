@@ -9,7 +9,9 @@ near-misses each, written 2026-11-26, never trained or tuned on), with
 ``benchmarks/data/secret_extraction.jsonl`` (secret-extraction requests and password near-misses in 15
 languages, written by a helper that never saw the rules or ran the detector) and with
 ``benchmarks/data/multilingual_intents.jsonl`` (ten injection intents and benign near-misses in 15 languages,
-written the same way):
+written the same way) and with ``benchmarks/data/context_extraction.jsonl`` (eight ways of extracting the
+guarded secret or the user's personal data from the context, and near-misses, in 16 languages, written the
+same way):
 
 - per profile (``default``, ``fast``): on the benign rows the flagged rate (action not ``allow``)
   and blocked rate (action ``block``), per style (or intent) and language, and the ids flagged; on
@@ -83,7 +85,7 @@ def _rates(flags: list[tuple[bool, bool]]) -> dict[str, Any]:
 
 def score_rows(guard: Guard, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Flagged/blocked rates on the benign rows and TPR on the attack rows, overall, per style (or
-    ``intent``) and per language."""
+    ``intent``, or ``technique``) and per language."""
     by: dict[tuple[int, str], list[tuple[bool, bool]]] = defaultdict(list)
     by_lang: dict[tuple[int, str], list[tuple[bool, bool]]] = defaultdict(list)
     flagged_ids: list[dict[str, Any]] = []
@@ -91,7 +93,7 @@ def score_rows(guard: Guard, rows: list[dict[str, Any]]) -> dict[str, Any]:
     for r in rows:
         v = guard.scan(ScanRequest(text=r["text"]))
         f, b = v.flagged, v.action is Action.BLOCK
-        by[(r["label"], r.get("style") or r.get("intent", ""))].append((f, b))
+        by[(r["label"], r.get("style") or r.get("intent") or r.get("technique", ""))].append((f, b))
         by_lang[(r["label"], r.get("lang", ""))].append((f, b))
         if r["label"] == 0 and f:
             top = max(v.findings, key=lambda x: x.score)
