@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -255,9 +256,10 @@ class RuleSet:
             # other Latin-script languages' rules, each with its own verb vocabulary, multiply DFA states:
             # smaller automata there (other_chunk) cost less on new text, a little more once warm
             parts = -(-len(group) // (min(chunk, other_chunk) if key == "other" else chunk))
-            size = -(-len(group) // parts)
-            for k in range(0, len(group), size):
-                members = tuple(group[k : k + size])
+            size, extra = divmod(len(group), parts)  # sizes differ by at most one rule
+            bounds = [k * size + min(k, extra) for k in range(parts + 1)]
+            for lo, hi in pairwise(bounds):
+                members = tuple(group[lo:hi])
                 rset = re2.Set.SearchSet(opts)
                 for i in members:
                     rset.Add(self.rules[i].pattern)
