@@ -220,10 +220,10 @@ class RuleSet:
     patterns and gets rebuilt over and over (measured ~9× slower); the rules are therefore split
     into automata of at most ``chunk`` rules, each its own linear-time ``Set`` and one more pass over
     the text. English rules, rules of other Latin-script languages and rules of each other script
-    (:data:`SCRIPTS`) go to separate automata, each group split evenly (the 393 shipped rules: 3 × 68
-    English, 3 × 38 other Latin-script (``other_chunk``), and one automaton each for Cyrillic, CJK, Arabic, Devanagari,
-    Hangul, Greek, Bengali and Hebrew rules): rules that are never half-matched at the same time then
-    do not multiply each other's DFA states, and a script's automaton runs only on text that has a
+    (:data:`SCRIPTS`) go to separate automata, each group split evenly (the 442 shipped rules: 3 × 68–69
+    English, 4 × 35–36 other Latin-script (``other_chunk``), and one automaton each for Cyrillic, CJK,
+    Arabic, Devanagari, Hangul, Greek, Bengali and Hebrew rules): rules that are never half-matched at the
+    same time then do not multiply each other's DFA states, and a script's automaton runs only on text that has a
     letter of that script (:meth:`matching`). On dev rows cut to 1,000 characters, each text new to
     the automata (``benchmarks/signature_dfa.py --cold``, 2026-11-26, 287 rules) the language split
     took a mean of 1,005 µs against 1,459 µs for four automata of 72 in file order, and the same
