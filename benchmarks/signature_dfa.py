@@ -84,7 +84,7 @@ def _rules(rules_dir: str | None) -> list:
 
 
 def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0,
-              rows_first: int = 0, rules_dir: str | None = None) -> dict[str, object]:
+              rows_first: int = 0, rules_dir: str | None = None, per_automaton: bool = False) -> dict[str, object]:
     rows = [r["text"] for r in read_jsonl(Path(datasets, "dev.jsonl"))]
     texts = [normalize(t).folded.text.encode("utf-8", "surrogatepass") for t in texts_from_rows(rows, 1000, 500)]
     rs = RuleSet(_rules(rules_dir), chunk=chunk, by_language=by_language)
@@ -102,11 +102,27 @@ def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0,
     for data in texts[:100]:
         rs.matching(data)
     times = []
+    spent = [[0, 0.0] for _ in rs._sets]  # per automaton: texts it ran on, µs
+    index = {id(rset): k for k, (_, rset) in enumerate(rs._sets)}
     for data in texts[100:]:
         t0 = time.perf_counter_ns()
-        rs.matching(data)
+        if per_automaton:  # the same automata as ``matching``, each timed on its own
+            for _, rset in rs.automata_for(data):
+                t1 = time.perf_counter_ns()
+                rset.Match(data)
+                slot = spent[index[id(rset)]]
+                slot[0] += 1
+                slot[1] += (time.perf_counter_ns() - t1) / 1000
+        else:
+            rs.matching(data)
         times.append((time.perf_counter_ns() - t0) / 1000)
-    return {"chunk": chunk, "by_language": by_language, "rules": len(rs), "rules_dir": rules_dir or "shipped",
+    extra: dict[str, object] = {}
+    if per_automaton:
+        extra["per_automaton"] = [
+            {"rules": len(members), "langs": sorted({rs.rules[i].lang for i in members}), "ran_on": n,
+             "mean_us": round(us / max(1, n), 1), "share_of_time": round(us / max(1e-9, sum(times)), 3)}
+            for (members, _), (n, us) in zip(rs._sets, spent, strict=True)]
+    return {**extra, "chunk": chunk, "by_language": by_language, "rules": len(rs), "rules_dir": rules_dir or "shipped",
             "primed_per_family": generated,
             "primed_train_texts": rows_first, "automata": len(rs._sets),
             **_pct(times), "mean_us": round(float(np.mean(times)), 1)}
@@ -114,7 +130,7 @@ def _cold_run(chunk: int, by_language: bool, datasets: str, generated: int = 0,
 
 def _cold(chunks: list[int], datasets: str, generated: int = 0, rows_first: int = 0,
           rules_dirs: tuple[str | None, ...] = (None,),
-          layouts: tuple[bool, ...] = (True, False)) -> list[dict[str, object]]:
+          layouts: tuple[bool, ...] = (True, False), per_automaton: bool = False) -> list[dict[str, object]]:
     ctx = multiprocessing.get_context("spawn")
     out = []
     for chunk in chunks:
@@ -122,7 +138,7 @@ def _cold(chunks: list[int], datasets: str, generated: int = 0, rows_first: int 
             for rules_dir in rules_dirs:  # rule sets compared back to back, each in a fresh process
                 with ctx.Pool(1) as pool:
                     out.append(pool.apply(_cold_run, (chunk, by_language, datasets, generated, rows_first,
-                                                      rules_dir)))
+                                                      rules_dir, per_automaton)))
                 print(json.dumps(out[-1]), file=sys.stderr, flush=True)
     return out
 
@@ -154,13 +170,16 @@ def main() -> None:
     ap.add_argument("--compare-rules", metavar="DIR",
                     help="with --cold: also time the rules in DIR (*.yaml), interleaved with the shipped ones")
     ap.add_argument("--grouped-only", action="store_true", help="with --cold: skip the file-order layout")
+    ap.add_argument("--per-automaton", action="store_true",
+                    help="with --cold: time each automaton on its own and report its share of the time")
     args = ap.parse_args()
     if args.cold:
         dirs: tuple[str | None, ...] = (None, args.compare_rules) if args.compare_rules else (None,)
         layouts = (True,) if args.grouped_only else (True, False)
         rounds = 3 if args.compare_rules else 1  # interleaved rounds: the machine's noise hits both sets alike
         report = [r for _ in range(rounds) for r in _cold([int(c) for c in args.chunks.split(",")], args.datasets,
-                                                          args.prime_generated, args.prime_train, dirs, layouts)]
+                                                          args.prime_generated, args.prime_train, dirs, layouts,
+                                                          args.per_automaton)]
         print(json.dumps(report, indent=1))
         return
     if args.diverse:
