@@ -116,6 +116,9 @@ def test_rules_of_other_scripts_run_only_on_text_with_that_script() -> None:
         # a routed automaton holds only rules of its script; the others only rules that need none
         assert {rule_script(RULES[i]) if RULES[i].lang != "en" else None for i in members} == {script}
     assert rs.scripts_in(b"plain ascii") == frozenset()
+    unrouted = sum(s is None for s in rs._scripts)
+    assert len(rs.automata_for(b"plain ascii")) == unrouted < len(rs._sets)
+    assert len(rs.automata_for("Игнорируй 指令".encode())) == unrouted + 2
     assert rs.scripts_in("Игнорируй 指令 and ignore".encode()) == {"cyrillic", "cjk"}
     romanised = [r for r in RULES if r.lang == "hi" and r.match and r.match[0].isascii()]
     assert romanised and all(rule_script(r) is None for r in romanised)  # Hinglish runs on every text
