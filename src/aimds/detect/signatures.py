@@ -289,11 +289,10 @@ class RuleSet:
         found = self._script_set.Match(data)
         return frozenset(self._script_names[i] for i in found) if found else frozenset()
 
-    def automata_for(self, data: bytes) -> list[tuple[tuple[int, ...], Any]]:
-        """The (rule indices, automaton) pairs that run on the UTF-8 ``data``: all but the automata of scripts
-        it has no letter of."""
+    def automata_for(self, data: bytes) -> list[int]:
+        """Indices of the automata that run on the UTF-8 ``data``: all but those of scripts it has no letter of."""
         present = self.scripts_in(data)
-        return [s for s, script in zip(self._sets, self._scripts, strict=True) if script is None or script in present]
+        return [k for k, script in enumerate(self._scripts) if script is None or script in present]
 
     def matching(self, text: str | bytes) -> list[int]:
         """Indices of the rules that match anywhere in ``text`` (one linear pass per automaton).
@@ -302,7 +301,7 @@ class RuleSet:
         text has a letter of that script. Pass UTF-8 ``bytes`` to skip the re-encoding of a ``str``.
         """
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-        sets = self.automata_for(data)
+        sets = [self._sets[k] for k in self.automata_for(data)]
         out: list[int] = []
         if len(data) >= PARALLEL_MIN_BYTES and len(sets) > 1:
             # RE2 matches without the GIL: long texts go through the automata two at a time
