@@ -220,9 +220,9 @@ class RuleSet:
     patterns and gets rebuilt over and over (measured ~9× slower); the rules are therefore split
     into automata of at most ``chunk`` rules, each its own linear-time ``Set`` and one more pass over
     the text. English rules, rules of other Latin-script languages and rules of each other script
-    (:data:`SCRIPTS`) go to separate automata, each group split evenly (the 442 shipped rules: 3 × 68–69
-    English, 4 × 35–36 other Latin-script (``other_chunk``), and one automaton each for Cyrillic, CJK,
-    Arabic, Devanagari, Hangul, Greek, Bengali and Hebrew rules): rules that are never half-matched at the
+    (:data:`SCRIPTS`) go to separate automata, each group split evenly (the 488 shipped rules: 3 × 69
+    English, 5 × 32–33 other Latin-script (``other_chunk``), and one automaton each for Cyrillic, CJK,
+    Arabic, Devanagari, Hangul, Greek, Bengali, Hebrew and Thai rules): rules that are never half-matched at the
     same time then do not multiply each other's DFA states, and a script's automaton runs only on text that has a
     letter of that script (:meth:`matching`). On dev rows cut to 1,000 characters, each text new to
     the automata (``benchmarks/signature_dfa.py --cold``, 2026-11-26, 287 rules) the language split
