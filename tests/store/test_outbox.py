@@ -107,6 +107,38 @@ def test_graceful_restart_hands_over_what_is_left(tmp_path: Path) -> None:
         assert sorted(sink.got + first_got) == sorted(a.id for a in alerts)   # each delivered exactly once
 
 
+class _SlowClaim(Outbox):
+    """An outbox whose claim returns late after reading, as a claim whose commit waits on a slow disk does."""
+
+    def claim(self, limit: int = 1000, **kw: object) -> list[tuple[ResponseAction, float]]:
+        got = super().claim(limit, **kw)  # type: ignore[arg-type]
+        time.sleep(0.15)
+        return got
+
+
+def test_overlapping_sweeps_deliver_each_row_once(tmp_path: Path) -> None:
+    # a second sweep that starts while the first one's claim is still in flight must not take (and deliver
+    # again) the rows the first took and has delivered meanwhile
+    with SQLiteStore(tmp_path) as store:
+        Outbox(store, owner="elsewhere:1:gone", lease_s=-1).add_sync(_alerts(30))   # leases already lapsed
+        sink = Sink()
+        s = Scheduler({**default_handlers(), ActionKind.ALERT_WEBHOOK: sink}, config=CONFIG,
+                      outbox=_SlowClaim(store), sweep_s=3600)
+        starter = threading.Thread(target=s.start)   # start() claims the pending rows
+        starter.start()
+        time.sleep(0.05)
+        try:
+            s.recover()                               # a sweep that begins during that claim
+            starter.join(5)
+            sink.wait(30)
+            time.sleep(0.3)
+        finally:
+            s.close()
+        assert len(sink.got) == 30 == len(set(sink.got))
+        store.append_sync([])
+        assert Outbox(store).counts() == {"pending": 0, "delivered": 30, "dead": 0}
+
+
 def test_a_live_lease_is_not_taken_until_it_lapses(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path) as store:
         other = Outbox(store, owner="elsewhere:1:abcd", lease_s=30)

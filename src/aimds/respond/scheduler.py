@@ -138,6 +138,9 @@ class Scheduler:
         self._workers: list[threading.Thread] = []
         self._specs = specs
         self._lock = threading.Lock()
+        #: One claim at a time: a second claim running beside the first would see the rows the first took as
+        #: this process's own, free ones, and deliver again those the first delivered in between.
+        self._recover_lock = threading.Lock()
         self._inflight: set[str] = set()     # durable action ids this process holds (persisting, queued, waiting)
         self._persisting = 0
         self._running: set[str] = set()      # ids a worker is executing now
@@ -390,25 +393,26 @@ class Scheduler:
         of another worker, a shed or ``aimds outbox retry``); the number of actions taken."""
         if self.outbox is None or self._closed:
             return 0
-        self.outbox.renew()
-        io = [lane for name, lane in self._lanes.items() if name == "io"] or list(self._lanes.values())
-        room = max(0, min(lane.capacity - lane.size for lane in io))
-        if room == 0:
-            return 0
-        with self._lock:
-            exclude = set(self._inflight)
-        claimed = self.outbox.claim(room, exclude=exclude)
-        now = time.time()
-        for action, due in claimed:
+        with self._recover_lock:
+            self.outbox.renew()
+            io = [lane for name, lane in self._lanes.items() if name == "io"] or list(self._lanes.values())
+            room = max(0, min(lane.capacity - lane.size for lane in io))
+            if room == 0:
+                return 0
             with self._lock:
-                if action.id in self._inflight:
-                    continue
-                self._inflight.add(action.id)
-            if due > now:
-                self._schedule(due, action)
-            else:
-                self._enqueue(action)
-        return len(claimed)
+                exclude = set(self._inflight)
+            claimed = self.outbox.claim(room, exclude=exclude)
+            now = time.time()
+            for action, due in claimed:
+                with self._lock:
+                    if action.id in self._inflight:
+                        continue
+                    self._inflight.add(action.id)
+                if due > now:
+                    self._schedule(due, action)
+                else:
+                    self._enqueue(action)
+            return len(claimed)
 
     # ----------------------------------------------------------------- observing
     def wait_idle(self, timeout: float, *, include_retries: bool = False) -> bool:
