@@ -220,8 +220,8 @@ class RuleSet:
     patterns and gets rebuilt over and over (measured ~9× slower); the rules are therefore split
     into automata of at most ``chunk`` rules, each its own linear-time ``Set`` and one more pass over
     the text. English rules, rules of other Latin-script languages and rules of each other script
-    (:data:`SCRIPTS`) go to separate automata, each group split evenly (the 492 shipped rules: 3 × 70–71
-    English, 5 × 32–33 other Latin-script (``other_chunk``), and one automaton each for Cyrillic, CJK,
+    (:data:`SCRIPTS`) go to separate automata, each group split evenly (the 522 shipped rules: 3 × 70–71
+    English, 5 × 35–36 other Latin-script (``other_chunk``), and one automaton each for Cyrillic, CJK,
     Arabic, Devanagari, Hangul, Greek, Bengali, Hebrew and Thai rules): rules that are never half-matched at the
     same time then do not multiply each other's DFA states, and a script's automaton runs only on text that has a
     letter of that script (:meth:`matching`). On dev rows cut to 1,000 characters, each text new to
