@@ -108,12 +108,15 @@ def scan(text: str | None, file_: str | None, role: str, direction: str, pretty:
               help="Labelled multi-turn JSONL: session_id, turns [{role, text}], label, category.")
 @click.option("--json", "json_out", help="Write the report as JSON to this path ('-' for stdout).")
 @click.option("--limit", type=int, help="Only the first N rows.")
+@click.option("--errors", "errors_out", type=click.Path(dir_okay=False),
+              help="Write every missed attack and flagged benign row (line, fields but the text, action, risk, "
+                   "strongest findings) as JSONL to this path.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @_detectors_opt
 @_policy_opt
 @_data_dir_opt
-def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: int | None, progress: bool | None,
-          detectors: str | None, policy: str | None, data_dir: str | None) -> None:
+def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: int | None, errors_out: str | None,
+          progress: bool | None, detectors: str | None, policy: str | None, data_dir: str | None) -> None:
     """Evaluate detection on labelled data: TPR, FPR, precision, F1, latency, per category/source/rule.
 
     With --sessions, a session counts as flagged when any turn's verdict is not 'allow'; the report is
@@ -124,6 +127,8 @@ def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: i
     if (data is None) == (sessions is None):
         raise click.UsageError("give exactly one of --data or --sessions")
     if sessions is not None:
+        if errors_out:
+            raise click.UsageError("--errors is for --data")
         _eval_sessions(sessions, json_out, limit, detectors, policy, data_dir)
         return
     assert data is not None
@@ -137,10 +142,14 @@ def eval_(data: str | None, sessions: str | None, json_out: str | None, limit: i
         raise click.UsageError(f"{data}: row {missing[0] + 1} has no 'label'")
     guard = _guard(detectors, policy, data_dir)
     show = sys.stderr.isatty() if progress is None else progress
-    report = evaluate(guard, rows, (lambda it: tqdm(it, desc="eval", unit="text", file=sys.stderr)) if show else None)
+    errors: list[dict[str, Any]] | None = [] if errors_out else None
+    report = evaluate(guard, rows, (lambda it: tqdm(it, desc="eval", unit="text", file=sys.stderr)) if show else None,
+                      errors=errors)
     click.echo(format_report(report))
     if json_out:
         _write_json(json_out, report)
+    if errors_out and errors is not None:
+        Path(errors_out).write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors), "utf-8")
 
 
 def _eval_sessions(path: str, json_out: str | None, limit: int | None, detectors: str | None,

@@ -11,7 +11,7 @@ import numpy as np
 
 from aimds.errors import AIMDSError
 from aimds.pipeline import Guard
-from aimds.types import ScanRequest
+from aimds.types import ScanRequest, Verdict
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -37,12 +37,28 @@ def overall_metrics(tp: int, fp: int, tn: int, fn: int, latencies_ms: list[float
     }
 
 
+def _error_row(line: int, row: dict[str, Any], verdict: Verdict | None, error: str | None) -> dict[str, Any]:
+    """One misjudged row for ``aimds eval --errors``: the row's own fields but its text, and why it went wrong."""
+    out: dict[str, Any] = {"line": line, **{k: v for k, v in row.items() if k != "text"}}
+    if verdict is None:
+        out["refused"] = error
+        return out
+    top = sorted(verdict.findings, key=lambda f: -f.score)[:3]
+    out.update(action=verdict.action.value, risk=round(verdict.risk, 4),
+               findings=[{"by": f"{f.detector}:{f.rule_id}" if f.rule_id else f.detector, "score": round(f.score, 4)}
+                         for f in top],
+               notes=[n for n in verdict.notes if n.startswith("deadline:")])
+    return out
+
+
 def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[Iterable[Any]], Iterable[Any]] | None
-             = None) -> dict[str, Any]:
+             = None, *, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Scan every row and compute the ``aimds eval`` report.
 
     An item counts as flagged when the action is not ``allow``. Rows the guard refuses (for
     example over the size limit) count as flagged, since the caller would not pass them on.
+    With ``errors`` (a list), every missed attack and flagged benign row is appended to it
+    (:func:`_error_row`: line number, the row's fields without its text, action, risk, strongest findings).
     """
     rows = list(rows)
     tp = fp = tn = fn = 0
@@ -53,19 +69,22 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
     refused = 0
     partial = 0  # verdicts whose transformer stage stopped at the scan deadline (see verdict.notes)
     it = progress(rows) if progress else rows
-    for row in it:
+    for line, row in enumerate(it, start=1):
         label = int(row.get("label", 0))
         req = ScanRequest(text=row["text"], role=row.get("role", "user"))
         t0 = time.perf_counter()
+        verdict: Verdict | None = None
+        refusal: str | None = None
         try:
             verdict = guard.scan(req)
             flagged = verdict.flagged
             findings = verdict.findings
             partial += any(n.startswith("deadline:") for n in verdict.notes)
-        except AIMDSError:
+        except AIMDSError as exc:
             refused += 1
             flagged = True
             findings = ()
+            refusal = f"{type(exc).__name__}: {exc}"
         lat_ms.append((time.perf_counter() - t0) * 1000)
         if label == 1:
             tp += flagged
@@ -76,6 +95,8 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
             if flagged:
                 for rid in {f.rule_id for f in findings if f.detector == "signatures"}:
                     rule_fp[rid] += 1
+        if errors is not None and bool(flagged) != bool(label):
+            errors.append(_error_row(line, row, verdict, refusal))
         by_cat[str(row.get("category", "unknown"))].append(int(flagged))
         by_src[str(row.get("source", "unknown"))].append(int(flagged))
     return {
