@@ -109,7 +109,7 @@ def scan(text: str | None, file_: str | None, role: str, direction: str, pretty:
 @click.option("--json", "json_out", help="Write the report as JSON to this path ('-' for stdout).")
 @click.option("--limit", type=int, help="Only the first N rows.")
 @click.option("--errors", "errors_out", type=click.Path(dir_okay=False),
-              help="Write every missed attack and flagged benign row (line, fields but the text, action, risk, "
+              help="Write every missed attack and flagged benign row (position, fields but the text, action, risk, "
                    "strongest findings) as JSONL to this path.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @_detectors_opt

@@ -37,9 +37,10 @@ def overall_metrics(tp: int, fp: int, tn: int, fn: int, latencies_ms: list[float
     }
 
 
-def _error_row(line: int, row: dict[str, Any], verdict: Verdict | None, error: str | None) -> dict[str, Any]:
-    """One misjudged row for ``aimds eval --errors``: the row's own fields but its text, and why it went wrong."""
-    out: dict[str, Any] = {"line": line, **{k: v for k, v in row.items() if k != "text"}}
+def _error_row(index: int, row: dict[str, Any], verdict: Verdict | None, error: str | None) -> dict[str, Any]:
+    """One misjudged row for ``aimds eval --errors``: its 1-based position among the data rows (blank lines not
+    counted), the row's own fields but its text, and why it went wrong."""
+    out: dict[str, Any] = {"row": index, **{k: v for k, v in row.items() if k != "text"}}
     if verdict is None:
         out["refused"] = error
         return out
@@ -58,7 +59,7 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
     An item counts as flagged when the action is not ``allow``. Rows the guard refuses (for
     example over the size limit) count as flagged, since the caller would not pass them on.
     With ``errors`` (a list), every missed attack and flagged benign row is appended to it
-    (:func:`_error_row`: line number, the row's fields without its text, action, risk, strongest findings).
+    (:func:`_error_row`: its position, the row's fields without its text, action, risk, strongest findings).
     """
     rows = list(rows)
     tp = fp = tn = fn = 0
@@ -69,7 +70,7 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
     refused = 0
     partial = 0  # verdicts whose transformer stage stopped at the scan deadline (see verdict.notes)
     it = progress(rows) if progress else rows
-    for line, row in enumerate(it, start=1):
+    for index, row in enumerate(it, start=1):
         label = int(row.get("label", 0))
         req = ScanRequest(text=row["text"], role=row.get("role", "user"))
         t0 = time.perf_counter()
@@ -96,7 +97,7 @@ def evaluate(guard: Guard, rows: Iterable[dict[str, Any]], progress: Callable[[I
                 for rid in {f.rule_id for f in findings if f.detector == "signatures"}:
                     rule_fp[rid] += 1
         if errors is not None and bool(flagged) != bool(label):
-            errors.append(_error_row(line, row, verdict, refusal))
+            errors.append(_error_row(index, row, verdict, refusal))
         by_cat[str(row.get("category", "unknown"))].append(int(flagged))
         by_src[str(row.get("source", "unknown"))].append(int(flagged))
     return {
